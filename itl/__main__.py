@@ -1,0 +1,3 @@
+from itl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Images for pre-training and transfer, held as uint8 tensors (paper Section 3: ImageNet source,
+PASCAL / SUN targets; here at each scale's stand-ins).
+
+A data set is an `ImageSet` per split: uint8 images N x 3 x H x W, int64 labels, and the class
+wnids (or names) the labels index. Sets are cached under `ITL_DATA`, so training never decodes an
+image. Augmentation (random crop with padding, horizontal flip) runs on whole batches, drawn from
+an explicit generator.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from itl import labels, paths, smoke, wordnet
+
+
+class DataError(RuntimeError):
+    """A data set is missing, corrupt or unknown."""
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    x: torch.Tensor  # uint8, N x 3 x H x W
+    y: torch.Tensor  # int64, N
+    classes: tuple[str, ...]  # y indexes this
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+SMOKE_SPECS = {s.name: s for s in (smoke.SOURCE, smoke.TARGET)}
+REAL = {  # prepared by `itl data prepare` (small scale) or read from the user's copy (paper)
+    "tiny-imagenet-200", "15-scene", "cifar-10", "imagenet-1k", "voc2007", "sun397",
+}
+
+
+def spec_hash(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint(name: str) -> str:
+    """What identifies a data set's content in a run's config."""
+    if name in SMOKE_SPECS:
+        return f"smoke-{spec_hash(asdict(SMOKE_SPECS[name]))}"
+    return name
+
+
+def _load_smoke(spec: smoke.SmokeSpec, split: str) -> ImageSet:
+    cache = paths.data_dir() / "smoke" / f"{spec.name}-{spec_hash(asdict(spec))}-{split}.pt"
+    if cache.exists():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            return ImageSet(blob["x"], blob["y"], tuple(blob["classes"]))
+        except Exception as e:  # noqa: BLE001 - any unreadable cache is the same problem
+            raise DataError(f"corrupt data cache {cache} ({e}); delete it to regenerate") from e
+    x, y = smoke.generate(spec, split, wordnet.load(), labels.imagenet1k_wnids())
+    paths.ensure_writable(cache.parent)
+    paths.atomic_torch_save(cache, {"x": x, "y": y, "classes": list(spec.classes)})
+    return ImageSet(x, y, spec.classes)
+
+
+def load(name: str, split: str) -> ImageSet:
+    """Split `split` ("train" or "test") of data set `name`."""
+    if split not in ("train", "test"):
+        raise DataError(f"unknown split {split!r} of {name}: choose train or test")
+    if name in SMOKE_SPECS:
+        return _load_smoke(SMOKE_SPECS[name], split)
+    if name in REAL:
+        raise DataError(
+            f"data set {name!r} is not prepared under {paths.data_dir()} (ITL_DATA); "
+            "real-data loaders come with the small scale (`itl data prepare`)")
+    raise DataError(f"unknown data set {name!r}: known are "
+                    f"{', '.join(sorted(SMOKE_SPECS) + sorted(REAL))}")
+
+
+# ---------------------------------------------------------------- batches
+
+MEAN, STD = 0.45, 0.25  # one normalisation for every scale's uint8 images
+
+
+def to_input(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> normalised float input."""
+    return (x.float() / 255 - MEAN) / STD
+
+
+def augment(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
+    """Random crop of the original size from a zero-padded image, and a random horizontal flip,
+    for a whole uint8 batch at once."""
+    n, _, h, w = x.shape
+    if pad:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+        ox = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+        rows = (oy[:, None] + torch.arange(h))[:, None, :, None]  # n,1,h,1
+        cols = (ox[:, None] + torch.arange(w))[:, None, None, :]  # n,1,1,w
+        x = xp[torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None],
+               rows, cols]
+    flip = torch.rand(n, generator=g) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)

@@ -1,0 +1,71 @@
+"""Where itl keeps things, and how it writes them so that a crash never leaves a half-written file.
+
+`ITL_DATA` holds data sets and their uint8 caches (default `./data`), `ITL_RUNS` the run store
+(default `./runs`), `ITL_REPORTS` the rendered reports (default `./reports`).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ITL_DATA", "data"))
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("ITL_RUNS", "runs"))
+
+
+def reports_dir() -> Path:
+    return Path(os.environ.get("ITL_REPORTS", "reports"))
+
+
+class StoreError(RuntimeError):
+    """A folder itl must write to cannot be written."""
+
+
+def ensure_writable(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise StoreError(f"cannot write to {folder} ({e.strerror}): set ITL_RUNS / ITL_DATA / "
+                         "ITL_REPORTS to a writable folder") from e
+    return folder
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,118 @@
+"""One pre-training condition, end to end: subset manifest -> pre-trained network -> transfer
+results on every target of the scale (the unit every table of the paper is made of).
+
+Every step is a run in the run store, so a condition shared by several sections (the full-data
+baseline, say) is trained once, whoever asks first: a pytest experiment, `itl pretrain`, or DVC.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from itl import data, models, runs, scales, subsets, train, transfer
+
+PROTOCOL = 1  # bump when a change to training or transfer code makes old runs incomparable
+METHODS = ("finetune", "linear", "knn")
+RANDOM = "random"  # the pre-training of a randomly initialised network: none
+
+
+def _source(scale: scales.Scale) -> tuple[data.ImageSet, data.ImageSet]:
+    return data.load(scale.source, "train"), data.load(scale.source, "test")
+
+
+def manifest(scale: scales.Scale, subset: str, seed: int) -> subsets.Manifest:
+    tr, _ = _source(scale)
+    m = subsets.build(subset, tr, scale.source, seed)
+    subsets.save(m)
+    return m
+
+
+def pretrain_config(scale: scales.Scale, m: subsets.Manifest, seed: int) -> dict:
+    return {"protocol": PROTOCOL, "scale": scale.name, "source": data.fingerprint(scale.source),
+            "subset": {"rule": m.rule, **m.params}, "manifest": m.sha256,
+            "pretrain": asdict(scale.pretrain), "seed": seed}
+
+
+def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> dict | None:
+    """Metrics of the pre-training of condition (subset, seed), training it if needed (or, with
+    compute=False, None when it has not been trained)."""
+    scale = scales.get(scale_name)
+    m = manifest(scale, subset, seed)
+    cfg = pretrain_config(scale, m, seed)
+
+    def run(d):
+        tr, te = _source(scale)
+        return train.pretrain(scale.pretrain, subsets.apply(m, tr),
+                              subsets.apply(m, te, chosen_only=False), len(tr), seed, d,
+                              label=f"{subset} seed {seed}")
+
+    return runs.get_or_run("pretrain", cfg, run if compute else None)
+
+
+def _pretrained_net(scale: scales.Scale, run: str) -> models.Net | None:
+    if run == RANDOM:
+        return None
+    d = runs.paths.runs_dir() / run
+    n_classes = json.loads((d / "metrics.json").read_text())["classes"]
+    return train.load_trained(d, scale.pretrain, n_classes)
+
+
+def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
+                 compute: bool = True) -> dict | None:
+    """Metrics of transferring pre-training `run` (or RANDOM) to `target` with `method`."""
+    scale = scales.get(scale_name)
+    if method not in METHODS:
+        raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}")
+    settings = {"finetune": scale.finetune, "linear": scale.probe, "knn": scale.knn}[method]
+    cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run, "target": data.fingerprint(target),
+           "method": method, "settings": asdict(settings), "seed": seed}
+
+    def go(_d):
+        tr, te = data.load(target, "train"), data.load(target, "test")
+        net = _pretrained_net(scale, run)
+        if method == "finetune":
+            return transfer.finetune(net, scale.pretrain.model, tr, te, settings, seed)
+        if net is None:
+            net = transfer.with_new_head(None, scale.pretrain.model, len(tr.classes), seed)
+        if method == "linear":
+            return transfer.linear_probe(net, tr, te, settings, seed)
+        return transfer.knn(net, tr, te, settings)
+
+    return runs.get_or_run("transfer", cfg, go if compute else None)
+
+
+def condition(scale_name: str, subset: str, seed: int, compute: bool = True) -> dict | None:
+    """Source top-1 and every target x method result of one condition, as a flat dict (None
+    when compute=False and some part has not been run)."""
+    scale = scales.get(scale_name)
+    if subset == RANDOM:
+        out, run = {}, RANDOM
+    else:
+        pre = pretrain(scale_name, subset, seed, compute)
+        if pre is None:
+            return None
+        out, run = {"source_top1": pre["source_top1"], "pretrain_run": pre["run"]}, pre["run"]
+    for target in scale.targets:
+        for method in METHODS:
+            r = transfer_one(scale_name, run, target, method, seed, compute)
+            if r is None:
+                return None
+            out[f"{target}/{method}"] = r["top1"]
+    return out
+
+
+def primary_metric(scale_name: str) -> str:
+    """The transfer result a claim is judged on: the paper's fine-tuning on the first target."""
+    return f"{scales.get(scale_name).targets[0]}/finetune"
+
+
+def results(scale_name: str, conditions: tuple[str, ...], compute: bool = True) -> dict:
+    """{condition: {seed: metrics}} for the conditions and the random-init baseline; with
+    compute=False, only what the run store already holds."""
+    out: dict = {}
+    for cond in conditions + (RANDOM,):
+        for seed in scales.get(scale_name).seeds:
+            r = condition(scale_name, cond, seed, compute)
+            if r is not None:
+                out.setdefault(cond, {})[seed] = r
+    return out

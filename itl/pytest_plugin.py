@@ -1,0 +1,87 @@
+"""pytest plugin: `--scale`, per-scale seed parametrisation, the `needs_cuda` marker, an
+RNG-restoring fixture, one thread budget per xdist worker, and the reporter that renders
+`reports/<scale>/` after the experiments ran."""
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import pytest
+import torch
+
+from itl import claims, report, scales
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--scale", default=os.environ.get("ITL_SCALE", "smoke"),
+                     help="experiment scale: smoke (default), small or paper")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_cuda: needs a CUDA GPU (skipped without one)")
+    name = config.getoption("scale")
+    if name not in scales.SCALES:
+        raise pytest.UsageError(f"unknown --scale {name!r}: choose one of "
+                                f"{', '.join(scales.SCALES)}")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:  # share the cores, not oversubscribe them
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    config._itl_start = time.time()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("needs_cuda") and not torch.cuda.is_available():
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def _section_of(nodeid: str) -> str | None:
+    return next((cid for cid in claims.CLAIMS if f"/test_{cid}_" in f"/{nodeid}"), None)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Note which sections ran (on the xdist controller too, which collects nothing)."""
+    cid = _section_of(report.nodeid)
+    if cid and report.when == "call":
+        _SECTIONS_RUN.add(cid)
+
+
+_SECTIONS_RUN: set[str] = set()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "seed" in metafunc.fixturenames:
+        seeds = scales.get(metafunc.config.getoption("scale")).seeds
+        metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])
+
+
+@pytest.fixture(scope="session")
+def scale_name(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("scale")
+
+
+@pytest.fixture(autouse=True)
+def restore_rng():
+    """Leave the global RNGs as the test found them."""
+    py, t = random.getstate(), torch.random.get_rng_state()
+    yield
+    random.setstate(py)
+    torch.random.set_rng_state(t)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not _SECTIONS_RUN:
+        return  # xdist workers leave reporting to the controller
+    scale = config.getoption("scale")
+    sections = [report.write_section(claims.CLAIMS[cid], scale) for cid in sorted(_SECTIONS_RUN)]
+    report.write_summary(scale, sections, time.time() - config._itl_start)
+    config._itl_report = sections
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    for s in getattr(config, "_itl_report", []):
+        terminalreporter.write_line(
+            f"itl {s['claim'].id} [{s['scale'].name}]: {s['verdict']} — {s['estimate']} "
+            f"({s['metric']}); see reports/{s['scale'].name}/{s['claim'].id}.md")

@@ -1,0 +1,56 @@
+"""The three scales on one code path: `smoke` (default), `small`, `paper`.
+
+A scale fixes the data (source and transfer targets), the model, the schedules and the seeds;
+one protocol per scale, the same for every condition. `smoke` runs anywhere on 2 CPU cores from
+generated data; `small` uses Tiny ImageNet-200 as source; `paper` is the paper's setting
+(ImageNet-1k, AlexNet, PASCAL VOC / SUN targets).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itl.train import PretrainConfig
+from itl.transfer import FinetuneConfig, KnnConfig, ProbeConfig
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    source: str  # data set name (itl.data)
+    targets: tuple[str, ...]  # classification targets; the first is the primary one
+    paper_task: dict  # target -> the paper's task it stands in for
+    pretrain: PretrainConfig
+    finetune: FinetuneConfig
+    probe: ProbeConfig
+    knn: KnnConfig
+    seeds: tuple[int, ...]
+
+
+SCALES = {
+    "smoke": Scale(
+        name="smoke", source="smoke", targets=("smoke-target",),
+        paper_task={"smoke-target": "PASCAL-DET (stand-in: 6 PASCAL classes, classification)"},
+        pretrain=PretrainConfig(model="small_cnn", epochs=12, batch_size=64, lr=0.05),
+        finetune=FinetuneConfig(epochs=15, batch_size=32, lr=0.01),
+        probe=ProbeConfig(), knn=KnnConfig(k=10), seeds=(0, 1)),
+    "small": Scale(
+        name="small", source="tiny-imagenet-200", targets=("15-scene", "cifar-10"),
+        paper_task={"15-scene": "SUN-CLS", "cifar-10": "PASCAL-DET (objects, classification)"},
+        pretrain=PretrainConfig(model="alexnet", epochs=30, batch_size=256, lr=0.02),
+        finetune=FinetuneConfig(epochs=10, batch_size=128, lr=0.002),
+        probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2)),
+    "paper": Scale(
+        name="paper", source="imagenet-1k", targets=("voc2007", "sun397"),
+        paper_task={"voc2007": "PASCAL-DET", "sun397": "SUN-CLS"},
+        # Krizhevsky et al. 2012 as in Caffe's reference: batch 256, lr 0.01, drops by 10.
+        pretrain=PretrainConfig(model="alexnet", epochs=90, batch_size=256, lr=0.01,
+                                lr_drops=(1 / 3, 2 / 3), crop_pad=0),
+        finetune=FinetuneConfig(epochs=20, batch_size=128, lr=0.001),
+        probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2)),
+}
+
+
+def get(name: str) -> Scale:
+    if name not in SCALES:
+        raise ValueError(f"unknown scale {name!r}: choose one of {', '.join(SCALES)}")
+    return SCALES[name]

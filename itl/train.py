@@ -1,0 +1,171 @@
+"""Pre-training on a subset of the source (paper Section 3: AlexNet on ImageNet subsets).
+
+Budget held fixed across conditions: the number of SGD *iterations*, not epochs. A subset with
+half the images is seen twice as often, so every condition gets the same optimisation (same
+steps, same learning-rate drops) and differs only in its data. With a fixed number of epochs a
+50-images-per-class model would take 20x fewer steps, and its lower accuracy would mix "less
+data" with "less training". The paper does not say which it held fixed; this is itl's choice.
+
+Data order and augmentation are pure functions of (seed, step): the images of step s are positions
+[sB, (s+1)B) of an endless stream of seeded permutations of the subset, and the crops and flips of
+step s come from a generator seeded by (seed, s). So a run resumed from its checkpoint (model,
+optimizer, scheduler, RNG state, step) replays exactly what an uninterrupted run does.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from itl import data, models, paths, rng
+from itl.data import ImageSet
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    model: str = "small_cnn"
+    epochs: int = 12  # epochs over the FULL source; a subset gets the same number of steps
+    batch_size: int = 64  # images per step
+    lr: float = 0.05  # per step of batch_size images
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # AlexNet's (Krizhevsky et al. 2012)
+    lr_drops: tuple[float, ...] = (0.5, 0.75)  # fractions of all steps where lr is divided by 10
+    crop_pad: int = 4  # pixels of zero padding for the random crop
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int  # SGD steps of the whole run
+    steps_per_epoch: int  # steps between log lines / checkpoints
+    milestones: tuple[int, ...]  # steps where the learning rate drops
+
+
+def schedule(cfg: PretrainConfig, full_images: int) -> Schedule:
+    """The schedule of any subset of a source with `full_images` training images: the full
+    source's epochs in steps, whatever the subset's size."""
+    per_epoch = math.ceil(full_images / cfg.batch_size)
+    steps = cfg.epochs * per_epoch
+    return Schedule(steps, per_epoch, tuple(round(f * steps) for f in cfg.lr_drops))
+
+
+def batch_indices(n: int, step: int, batch: int, seed: int) -> torch.Tensor:
+    """Positions [step*batch, (step+1)*batch) of the stream of seeded permutations of range(n)."""
+    out, pos = [], step * batch
+    while len(out) < batch:
+        epoch, offset = divmod(pos, n)
+        perm = torch.randperm(n, generator=rng.generator("order", seed, epoch))
+        take = perm[offset: offset + batch - len(out)]
+        out.extend(take.tolist())
+        pos += len(take)
+    return torch.tensor(out)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256) -> float:
+    """Top-1 accuracy (%) on centre (unaugmented) images."""
+    was = net.training
+    net.eval()
+    dev = next(net.parameters()).device
+    correct = 0
+    for i in range(0, len(images), batch):
+        x = data.to_input(images.x[i:i + batch].to(dev))
+        correct += (net(x).argmax(1).cpu() == images.y[i:i + batch]).sum().item()
+    net.train(was)
+    return 100.0 * correct / max(1, len(images))
+
+
+def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
+                    sched: torch.optim.lr_scheduler.LRScheduler, train: ImageSet,
+                    first_step: int, n_steps: int, batch: int, pad: int, seed: int,
+                    bar: tqdm | None = None) -> dict:
+    net.train()
+    dev = next(net.parameters()).device
+    loss_sum, correct, seen = 0.0, 0, 0
+    for step in range(first_step, first_step + n_steps):
+        idx = batch_indices(len(train), step, batch, seed)
+        g = rng.generator("augment", seed, step)
+        x = data.to_input(data.augment(train.x[idx], pad, g).to(dev))
+        y = train.y[idx].to(dev)
+        out = net(x)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_sum += loss.item() * len(y)
+        correct += (out.argmax(1) == y).sum().item()
+        seen += len(y)
+        if bar is not None:
+            bar.update(1)
+    return {"train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen}
+
+
+def _checkpoint(net, opt, sched, step, log) -> dict:
+    return {"model": net.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "rng": torch.random.get_rng_state(),
+            "step": step, "log": log}
+
+
+def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: int, seed: int,
+             run_dir: Path, label: str = "") -> dict:
+    """Train `cfg.model` on `train` (labels 0..C-1), checkpointing every epoch into `run_dir`
+    and resuming from its checkpoint. Returns the run's metrics."""
+    sch = schedule(cfg, full_images)
+    dev = device()
+    net = models.build(cfg.model, len(train.classes), seed).to(dev)
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(sch.milestones), gamma=0.1)
+    torch.manual_seed(seed)  # dropout (AlexNet) draws from the global generator
+    ckpt_path, log = run_dir / "checkpoint.pt", []
+    step = 0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.random.set_rng_state(ck["rng"])
+        step, log = ck["step"], ck["log"]
+    t0 = time.perf_counter()
+    bar = tqdm(total=sch.steps, initial=step, desc=f"pretrain {label}".strip(), unit="step",
+               leave=False, dynamic_ncols=True, mininterval=1.0)
+    while step < sch.steps:
+        n = min(sch.steps_per_epoch, sch.steps - step)
+        tic = time.perf_counter()
+        stats = train_one_epoch(net, opt, sched, train, step, n, cfg.batch_size, cfg.crop_pad,
+                                seed, bar)
+        step += n
+        secs = time.perf_counter() - tic
+        rec = {"epoch": len(log) + 1, "step": step, "lr": opt.param_groups[0]["lr"], **stats,
+               "test_top1": evaluate(net, test), "seconds": secs,
+               "images_per_s": n * cfg.batch_size / secs}
+        log.append(rec)
+        tqdm.write(f"{label} epoch {rec['epoch']:3d} step {step:5d} loss {rec['train_loss']:.3f} "
+                   f"train {rec['train_top1']:5.1f}% test {rec['test_top1']:5.1f}% "
+                   f"{rec['images_per_s']:.0f} img/s")
+        paths.atomic_torch_save(ckpt_path, _checkpoint(net, opt, sched, step, log))
+        paths.atomic_write_text(run_dir / "log.jsonl",
+                                "".join(json.dumps(r) + "\n" for r in log))
+    bar.close()
+    return {"source_top1": evaluate(net, test), "steps": sch.steps,
+            "train_images": len(train), "classes": len(train.classes),
+            "train_seconds": time.perf_counter() - t0,
+            "images_per_s": sum(r["images_per_s"] for r in log) / max(1, len(log)),
+            "config": asdict(cfg)}
+
+
+def load_trained(run_dir: Path, cfg: PretrainConfig, num_classes: int) -> models.Net:
+    net = models.build(cfg.model, num_classes, 0)
+    ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
+    net.load_state_dict(ck["model"])
+    return net
