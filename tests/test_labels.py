@@ -29,3 +29,32 @@ def test_splits_are_disjoint_halves_and_minimal_shares_less(leaves):
         assert abs(len(s.a) - len(s.b)) <= 1
     assert m.shared_ancestors < r.shared_ancestors
     assert labels.random_split(H, leaves, seed=0) == r
+
+
+def test_chosen_levels_are_the_closest_shares():
+    got = labels.chosen_levels(H, list(smoke.SOURCE_CLASSES))
+    assert got == {("down-up", 918): 15, ("down-up", 753): 12, ("down-up", 486): 9,
+                   ("up-down", 127): 7, ("down-up", 79): 2, ("down-up", 9): 2}
+    assert labels.chosen_levels(H, LEAVES)[("up-down", 127)] == 127
+
+
+@pytest.fixture
+def tiny(reference, tmp_path, monkeypatch):
+    import tarfile
+    shard = reference.parents[1] / "data" / "tiny-imagenet-200" / "val.tar.gz"
+    with tarfile.open(shard) as t:
+        t.extract("tiny-imagenet-200/wnids.txt", tmp_path, filter="data")
+    monkeypatch.setenv("ITL_DATA", str(tmp_path))
+    return labels.dataset_leaves("tiny-imagenet-200")
+
+
+def test_tiny_imagenet_levels_splits_and_cifar_removal(tiny):
+    assert len(tiny) == 200 and set(tiny) <= set(LEAVES)
+    assert list(wordnet.levels(H, tiny, "down-up")) == [
+        199, 192, 188, 185, 177, 159, 134, 107, 73, 37, 18, 8, 4, 2, 1]
+    assert list(wordnet.levels(H, tiny, "up-down")) == [88, 6, 1]
+    assert len(labels.without_target(H, tiny, "cifar-10")) == 178
+    got = labels.chosen_levels(H, tiny)
+    assert got[("down-up", 918)] == 185 and got[("down-up", 9)] == 2
+    r, m = labels.random_split(H, tiny, 0), labels.minimal_split(H, tiny)
+    assert (len(r.a), len(m.a)) == (100, 100) and m.shared_ancestors < r.shared_ancestors
