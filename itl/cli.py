@@ -2,8 +2,9 @@
 
   itl reproduce [--scale S] [-k EXPR] [-n N]    run the experiment tests and render reports/
   itl pretrain --subset RULE --seed N [--scale S]   train (or reuse) one run; prints its folder
-  itl report [--scale S]                        render reports/<scale>/ from the run store
-  itl labels DATASET (--scheme down-up|up-down --classes N | --without TARGET | --list)
+  itl report [--scale S] [--readme README.md]   render reports/<scale>/ from the run store
+  itl labels DATASET (--scheme down-up|up-down --classes N | --without TARGET | --list |
+                      --describe)
   itl subsets RULE --seed N [--scale S]         write one subset manifest; prints its path
   itl wordnet build [--wordnet DIR]             regenerate the compact WordNet 3.0 hierarchy
 """
@@ -47,6 +48,10 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
+    if a.readme:
+        report.update_readme(Path(a.readme))
+        print(a.readme)
+        return 0
     sections = [report.write_section(c, a.scale) for c in claims.CLAIMS.values()]
     path = report.write_summary(a.scale, sections, 0.0)
     for s in sections:
@@ -55,17 +60,12 @@ def cmd_report(a: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_leaves(name: str) -> list[str]:
-    if name == "imagenet-1k":
-        return labels.imagenet1k_wnids()
-    if name == "smoke":
-        return list(data.SMOKE_SPECS["smoke"].classes)
-    raise ValueError(f"unknown data set {name!r} for labels: choose imagenet-1k or smoke")
-
-
 def cmd_labels(a: argparse.Namespace) -> int:
     h = wordnet.load()
-    leaves = _dataset_leaves(a.dataset)
+    leaves = labels.dataset_leaves(a.dataset)
+    if a.describe:
+        print(labels.describe(h, leaves, a.dataset))
+        return 0
     if a.without:
         for w in labels.without_target(h, leaves, a.without):
             print(f"{w}\t{h.lemma(w)}")
@@ -116,18 +116,22 @@ def parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_pretrain)
     o = sub.add_parser("report", help="render reports/<scale>/ from the run store")
     _scale(o)
+    o.add_argument("--readme", help="instead, rewrite the results table of this README from "
+                   "reports/")
     o.set_defaults(fn=cmd_report)
     lb = sub.add_parser("labels", help="WordNet label sets of a data set")
     lb.add_argument("dataset")
     lb.add_argument("--scheme", choices=list(wordnet.SCHEMES))
     lb.add_argument("--classes", type=int)
-    lb.add_argument("--without", help="remove classes under a target's synsets: "
+    lb.add_argument("--without", help="keep the classes under none of a target's synsets: "
                     + ", ".join(labels.TARGET_SYNSETS))
     lb.add_argument("--list", action="store_true")
+    lb.add_argument("--describe", action="store_true",
+                    help="levels, the analogues of the paper's sets, and the 50/50 splits")
     lb.set_defaults(fn=cmd_labels)
     s = sub.add_parser("subsets", help="write one subset manifest")
     _scale(s)
-    s.add_argument("rule")
+    s.add_argument("rule", help=" | ".join(subsets.RULES))
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_subsets)
     w = sub.add_parser("wordnet", help="regenerate the compact WordNet 3.0 hierarchy")

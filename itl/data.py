@@ -32,7 +32,7 @@ class ImageSet:
         return len(self.y)
 
 
-SMOKE_SPECS = {s.name: s for s in (smoke.SOURCE, smoke.TARGET)}
+SMOKE_SPECS = {s.name: s for s in (smoke.SOURCE, smoke.TARGET, smoke.EXTRA)}
 REAL = {  # prepared by `itl data prepare` (small scale) or read from the user's copy (paper)
     "tiny-imagenet-200", "15-scene", "cifar-10", "imagenet-1k", "voc2007", "sun397",
 }
@@ -44,6 +44,8 @@ def spec_hash(obj: object) -> str:
 
 def fingerprint(name: str) -> str:
     """What identifies a data set's content in a run's config."""
+    if "+" in name:
+        return "+".join(fingerprint(n) for n in name.split("+"))
     if name in SMOKE_SPECS:
         return f"smoke-{spec_hash(asdict(SMOKE_SPECS[name]))}"
     return name
@@ -63,10 +65,22 @@ def _load_smoke(spec: smoke.SmokeSpec, split: str) -> ImageSet:
     return ImageSet(x, y, spec.classes)
 
 
+def concat(sets: list[ImageSet]) -> ImageSet:
+    """One image set holding several, their class lists one after the other."""
+    offsets = [0]
+    for s in sets[:-1]:
+        offsets.append(offsets[-1] + len(s.classes))
+    return ImageSet(torch.cat([s.x for s in sets]),
+                    torch.cat([s.y + o for s, o in zip(sets, offsets)]),
+                    tuple(c for s in sets for c in s.classes))
+
+
 def load(name: str, split: str) -> ImageSet:
-    """Split `split` ("train" or "test") of data set `name`."""
+    """Split `split` ("train" or "test") of data set `name` ("a+b": both, classes of a first)."""
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r} of {name}: choose train or test")
+    if "+" in name:
+        return concat([load(n, split) for n in name.split("+")])
     if name in SMOKE_SPECS:
         return _load_smoke(SMOKE_SPECS[name], split)
     if name in REAL:

@@ -16,19 +16,26 @@ METHODS = ("finetune", "linear", "knn")
 RANDOM = "random"  # the pre-training of a randomly initialised network: none
 
 
-def _source(scale: scales.Scale) -> tuple[data.ImageSet, data.ImageSet]:
-    return data.load(scale.source, "train"), data.load(scale.source, "test")
+def source_name(scale: scales.Scale, subset: str) -> str:
+    """The data set a condition draws from: the source, plus the held-out extra classes for
+    the `extra` rule (Section 6)."""
+    if subset.startswith("extra="):
+        if scale.extra is None:
+            raise subsets.SubsetError(f"scale {scale.name} has no held-out extra classes")
+        return f"{scale.source}+{scale.extra}"
+    return scale.source
 
 
 def manifest(scale: scales.Scale, subset: str, seed: int) -> subsets.Manifest:
-    tr, _ = _source(scale)
-    m = subsets.build(subset, tr, scale.source, seed)
+    main = len(data.load(scale.source, "train").classes)
+    name = source_name(scale, subset)
+    m = subsets.build(subset, data.load(name, "train"), name, seed, main=main)
     subsets.save(m)
     return m
 
 
 def pretrain_config(scale: scales.Scale, m: subsets.Manifest, seed: int) -> dict:
-    return {"protocol": PROTOCOL, "scale": scale.name, "source": data.fingerprint(scale.source),
+    return {"protocol": PROTOCOL, "scale": scale.name, "source": data.fingerprint(m.dataset),
             "subset": {"rule": m.rule, **m.params}, "manifest": m.sha256,
             "pretrain": asdict(scale.pretrain), "seed": seed}
 
@@ -41,9 +48,10 @@ def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> d
     cfg = pretrain_config(scale, m, seed)
 
     def run(d):
-        tr, te = _source(scale)
+        tr, te = data.load(m.dataset, "train"), data.load(m.dataset, "test")
+        full = len(data.load(scale.source, "train"))  # the budget is the main source's
         return train.pretrain(scale.pretrain, subsets.apply(m, tr),
-                              subsets.apply(m, te, chosen_only=False), len(tr), seed, d,
+                              subsets.apply(m, te, chosen_only=False), full, seed, d,
                               label=f"{subset} seed {seed}")
 
     return runs.get_or_run("pretrain", cfg, run if compute else None)
@@ -57,6 +65,18 @@ def _pretrained_net(scale: scales.Scale, run: str) -> models.Net | None:
     return train.load_trained(d, scale.pretrain, n_classes)
 
 
+def target_images(target: str, split: str, seed: int) -> data.ImageSet:
+    """A target's images. `target` is a data set name, optionally with a subset rule applied to
+    its classes (all images kept): `smoke|labels=down-up:2` is the smoke source with coarse
+    labels, `smoke|split=random:b` its half B (the split drawn with `seed`)."""
+    name, _, rule = target.partition("|")
+    images = data.load(name, split)
+    if not rule:
+        return images
+    m = subsets.build(rule, data.load(name, "train"), name, seed)
+    return subsets.apply(m, images, chosen_only=False)
+
+
 def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
                  compute: bool = True) -> dict | None:
     """Metrics of transferring pre-training `run` (or RANDOM) to `target` with `method`."""
@@ -64,11 +84,13 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
     if method not in METHODS:
         raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}")
     settings = {"finetune": scale.finetune, "linear": scale.probe, "knn": scale.knn}[method]
-    cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run, "target": data.fingerprint(target),
+    name, _, rule = target.partition("|")
+    cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run,
+           "target": data.fingerprint(name) + (f"|{rule}" if rule else ""),
            "method": method, "settings": asdict(settings), "seed": seed}
 
     def go(_d):
-        tr, te = data.load(target, "train"), data.load(target, "test")
+        tr, te = target_images(target, "train", seed), target_images(target, "test", seed)
         net = _pretrained_net(scale, run)
         if method == "finetune":
             return transfer.finetune(net, scale.pretrain.model, tr, te, settings, seed)
@@ -81,9 +103,11 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
     return runs.get_or_run("transfer", cfg, go if compute else None)
 
 
-def condition(scale_name: str, subset: str, seed: int, compute: bool = True) -> dict | None:
-    """Source top-1 and every target x method result of one condition, as a flat dict (None
-    when compute=False and some part has not been run)."""
+def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
+              probes: tuple[tuple[str, str], ...] = ()) -> dict | None:
+    """Source top-1 and every target x method result of one condition, plus the (target,
+    method) pairs in `probes`, as a flat dict (None when compute=False and some part has not
+    been run)."""
     scale = scales.get(scale_name)
     if subset == RANDOM:
         out, run = {}, RANDOM
@@ -92,12 +116,12 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True) -> 
         if pre is None:
             return None
         out, run = {"source_top1": pre["source_top1"], "pretrain_run": pre["run"]}, pre["run"]
-    for target in scale.targets:
-        for method in METHODS:
-            r = transfer_one(scale_name, run, target, method, seed, compute)
-            if r is None:
-                return None
-            out[f"{target}/{method}"] = r["top1"]
+    pairs = [(t, m) for t in scale.targets for m in METHODS] + list(probes)
+    for target, method in pairs:
+        r = transfer_one(scale_name, run, target, method, seed, compute)
+        if r is None:
+            return None
+        out[f"{target}/{method}"] = r["top1"]
     return out
 
 
@@ -106,13 +130,14 @@ def primary_metric(scale_name: str) -> str:
     return f"{scales.get(scale_name).targets[0]}/finetune"
 
 
-def results(scale_name: str, conditions: tuple[str, ...], compute: bool = True) -> dict:
+def results(scale_name: str, conditions: tuple[str, ...], compute: bool = True,
+            probes: tuple[tuple[str, str], ...] = ()) -> dict:
     """{condition: {seed: metrics}} for the conditions and the random-init baseline; with
     compute=False, only what the run store already holds."""
     out: dict = {}
     for cond in conditions + (RANDOM,):
         for seed in scales.get(scale_name).seeds:
-            r = condition(scale_name, cond, seed, compute)
+            r = condition(scale_name, cond, seed, compute, probes)
             if r is not None:
                 out.setdefault(cond, {})[seed] = r
     return out

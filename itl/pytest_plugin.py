@@ -18,12 +18,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="experiment scale: smoke (default), small or paper")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_cuda: needs a CUDA GPU (skipped without one)")
     name = config.getoption("scale")
     if name not in scales.SCALES:
         raise pytest.UsageError(f"unknown --scale {name!r}: choose one of "
                                 f"{', '.join(scales.SCALES)}")
+    if getattr(config.option, "dist", "no") == "load":
+        # tests of one condition (it recurs across sections) go to one worker, in turn, so no
+        # worker sits waiting on another's lock for a run it will only read
+        config.option.dist = "loadgroup"
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:  # share the cores, not oversubscribe them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -34,6 +39,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("needs_cuda") and not torch.cuda.is_available():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "condition" in params and "seed" in params:
+            item.add_marker(pytest.mark.xdist_group(_run_group(params["condition"],
+                                                               params["seed"])))
+
+
+def _run_group(condition: str, seed: int) -> str:
+    """One name for one pre-training run, however a section spells its condition."""
+    from itl import pipeline, subsets
+    if condition == pipeline.RANDOM:
+        return f"random-{seed}"
+    rule, params = subsets.parse_rule(condition)
+    return f"{rule}{sorted(params.items())}-{seed}"
 
 
 def _section_of(nodeid: str) -> str | None:
@@ -51,6 +69,12 @@ _SECTIONS_RUN: set[str] = set()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    claim = getattr(metafunc.function, "claim", None)
+    if claim is not None and "condition" in metafunc.fixturenames:
+        from itl import pipeline
+        conds = claim.conditions(scales.get(metafunc.config.getoption("scale")))
+        conds = conds + (pipeline.RANDOM,)
+        metafunc.parametrize("condition", conds, ids=[c.replace("|", "_") for c in conds])
     if "seed" in metafunc.fixturenames:
         seeds = scales.get(metafunc.config.getoption("scale")).seeds
         metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])
@@ -83,5 +107,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     for s in getattr(config, "_itl_report", []):
         terminalreporter.write_line(
-            f"itl {s['claim'].id} [{s['scale'].name}]: {s['verdict']} — {s['estimate']} "
-            f"({s['metric']}); see reports/{s['scale'].name}/{s['claim'].id}.md")
+            f"itl {s['claim'].id} [{s['scale'].name}]: {s['verdict']} — {s['estimate']}; "
+            f"see reports/{s['scale'].name}/{s['claim'].id}.md")

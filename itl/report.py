@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from itl import claims, paths, pipeline, runs, scales  # noqa: E402
+from itl import claims, labels, paths, pipeline, runs, scales  # noqa: E402
 
 
 def paper_values() -> dict:
@@ -28,11 +28,14 @@ def paper_values() -> dict:
     return json.loads(text)
 
 
-def _metrics(scale: scales.Scale) -> list[tuple[str, str]]:
-    cols = [("source_top1", f"source top-1 ({scale.source})")]
+def _metrics(claim: claims.Claim, scale: scales.Scale) -> list[tuple[str, str]]:
+    cols = [("source_top1", "source top-1 (own labels)")]
     for t in scale.targets:
         for m in pipeline.METHODS:
-            cols.append((f"{t}/{m}", f"{t} {m} top-1"))
+            cols.append((f"{t}/{m}", f"{t} {m}"))
+    for t, m in claim.probes(scale):
+        name, _, rule = t.partition("|")  # a '|' would split a markdown table cell
+        cols.append((f"{t}/{m}", f"{name}[{rule}] {m}" if rule else f"{name} {m}"))
     return cols
 
 
@@ -45,11 +48,11 @@ def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
     """Verdict and table of one claim from {condition: {seed: metrics}}."""
     scale = scales.get(scale_name)
     metric = pipeline.primary_metric(scale_name)
-    est, verdict = claim.verdict(results, metric)
-    cols = _metrics(scale)
+    est, verdict = claim.verdict(results, scale)
+    cols = _metrics(claim, scale)
     pv = paper_values().get(claim.id, {})
     rows = []
-    for cond in claim.conditions + (pipeline.RANDOM,):
+    for cond in claim.conditions(scale) + (pipeline.RANDOM,):
         per_seed = results.get(cond, {})
         row = [cond if cond != pipeline.RANDOM else "random init (no pre-training)",
                len(per_seed)]
@@ -75,8 +78,10 @@ def _markdown(s: dict) -> str:
               f"**Paper:** {c.statement}", ""]
     for st in s["paper"].get("statements", []):
         lines.append(f"> {st['text']} — {st['source']}")
-    lines += ["", f"**Statistic:** {c.statistic}, on `{s['metric']}`.",
-              f"**Threshold:** {c.threshold:g}. {c.why}", "",
+    side = "above" if c.direction == "above" else "below"
+    lines += ["", f"**Statistic:** {c.statistic}. Transfer metric: `{s['metric']}`.",
+              f"**Threshold:** the paper's claim holds when the 95% interval lies {side} "
+              f"{c.threshold:g}: {c.why}", "",
               f"**Measured:** {s['estimate']} → **{s['verdict']}**"]
     if scale.name == "smoke":
         lines += ["", "Smoke scale checks the machinery on generated data; its verdicts are "
@@ -88,12 +93,33 @@ def _plot_images_per_class(s: dict, path: Path) -> None:
     """Laid out like the paper's Figure 1: performance against images per class."""
     scale: scales.Scale = s["scale"]
     res = s["results"]
-    conds = [c for c in s["claim"].conditions if c in res]
-    xs = [int(c.split("=")[1]) for c in conds]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key, label in _metrics(scale):
-        if key.endswith("/knn"):
-            continue
+    conds = [c for c in s["claim"].conditions(scale) if c in res]
+    keys = [("source_top1", "source top-1"), (s["metric"], s["metric"])]
+    keys += [(f"{t}/linear", f"{t} linear probe") for t in scale.targets]
+    _plot(s, path, conds, [int(c.split("=")[1]) for c in conds], keys,
+          "pre-training images per class (paper's units; 1000 = full source)")
+
+
+def _plot_classes(s: dict, path: Path) -> None:
+    """Laid out like the paper's Figure 2: performance against the number of classes."""
+    scale: scales.Scale = s["scale"]
+    res = s["results"]
+    n_full = len(labels.dataset_leaves(scale.source))
+    count = {c: (n_full if c == claims.FULL else int(c.rsplit(":", 1)[1]))
+             for c in s["claim"].conditions(scale) if c in res}
+    conds = sorted(count, key=count.get)
+    keys = [(f"{claims.fine_probe(scale)}/linear", "source, fine classes (last layer re-trained)"),
+            (s["metric"], s["metric"])]
+    keys += [(f"{t}/linear", f"{t} linear probe") for t in scale.targets]
+    _plot(s, path, conds, [count[c] for c in conds], keys,
+          f"pre-training classes (WordNet levels of the {n_full} source classes)")
+
+
+def _plot(s: dict, path: Path, conds: list[str], xs: list[int], keys: list[tuple[str, str]],
+          xlabel: str) -> None:
+    res = s["results"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for key, label in keys:
         ys = [[m[key] for m in res[c].values()] for c in conds]
         ax.errorbar(xs, [statistics.fmean(y) for y in ys],
                     yerr=[statistics.stdev(y) if len(y) > 1 else 0 for y in ys],
@@ -104,10 +130,11 @@ def _plot_images_per_class(s: dict, path: Path) -> None:
         ax.axhline(statistics.fmean(m[key] for m in rnd.values()), ls="--", color="grey",
                    label=f"{key}, random init")
     ax.set_xscale("log")
-    ax.set_xticks(xs, [str(x) for x in xs])
-    ax.set_xlabel("pre-training images per class (paper's units; 1000 = full source)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(f"{s['claim'].id} at {scale.name} scale: {s['verdict']}")
+    ax.set_xticks(sorted(set(xs)), [str(x) for x in sorted(set(xs))])
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("top-1 accuracy (%), mean ± std over seeds")
+    ax.set_title(f"{s['claim'].id} at {s['scale'].name} scale: {s['verdict']}")
     ax.legend(fontsize=7)
     fig.tight_layout()
     paths.ensure_writable(path.parent)
@@ -115,12 +142,15 @@ def _plot_images_per_class(s: dict, path: Path) -> None:
     plt.close(fig)
 
 
-PLOTS = {"section4": ("figure1_images_per_class.png", _plot_images_per_class)}
+PLOTS = {"section4": ("figure1_images_per_class.png", _plot_images_per_class),
+         "section5_1": ("figure2_number_of_classes.png", _plot_classes)}
 
 
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
     """Render reports/<scale>/<section>.md (+ plot, + JSON) from the run store."""
-    res = pipeline.results(scale_name, claim.conditions, compute=False)
+    scale = scales.get(scale_name)
+    res = pipeline.results(scale_name, claim.conditions(scale), compute=False,
+                           probes=claim.probes(scale))
     s = section(claim, scale_name, res)
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
     paths.atomic_write_text(out / f"{claim.id}.md", _markdown(s))
@@ -137,13 +167,39 @@ def write_section(claim: claims.Claim, scale_name: str) -> dict:
 
 def write_summary(scale_name: str, sections: list[dict], wall_seconds: float) -> Path:
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
-    rows = [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"])]
-            for s in sections]
+    rows = [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
+             s["claim"].statement] for s in sections]
     dev = runs.provenance()["device"]
     text = (f"# itl summary, scale `{scale_name}`\n\n"
-            + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)"],
-                       tablefmt="github")
+            + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
+                              "the paper's finding"], tablefmt="github")
             + f"\n\nHardware: {dev}, {os.cpu_count()} cores, {platform.platform()}. "
             f"Wall time of this pytest session: {wall_seconds:.0f} s.\n")
     paths.atomic_write_text(out / "summary.md", text)
     return out / "summary.md"
+
+
+README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def readme_table(scale_names: tuple[str, ...] = ("smoke", "small", "paper")) -> str:
+    """The README's results table, from reports/<scale>/<claim>.json of the scales run so far."""
+    ran = [s for s in scale_names if (paths.reports_dir() / s).is_dir()]
+    rows = []
+    for c in claims.CLAIMS.values():
+        row = [f"{c.id}: {c.question}", c.statement]
+        for s in ran:
+            f = paths.reports_dir() / s / f"{c.id}.json"
+            row.append(json.loads(f.read_text())["verdict"] if f.exists() else "not run")
+        row.append(f"`pytest experiments -k {c.id} --scale {ran[0] if ran else 'smoke'}`")
+        rows.append(row)
+    return tabulate(rows, ["claim", "the paper's finding", *ran, "command"], tablefmt="github")
+
+
+def update_readme(readme: Path) -> None:
+    text = readme.read_text()
+    head, _, rest = text.partition(README_BEGIN)
+    _, _, tail = rest.partition(README_END)
+    if not rest:
+        raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} markers")
+    paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{readme_table()}\n{README_END}{tail}")

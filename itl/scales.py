@@ -24,6 +24,8 @@ class Scale:
     probe: ProbeConfig
     knn: KnnConfig
     seeds: tuple[int, ...]
+    overlap: str = "pascal-voc"  # whose synsets' classes Section 5.6a removes (itl.labels)
+    extra: str | None = None  # held-out classes unrelated to the targets (Section 6)
 
 
 SCALES = {
@@ -32,13 +34,13 @@ SCALES = {
         paper_task={"smoke-target": "PASCAL-DET (stand-in: 6 PASCAL classes, classification)"},
         pretrain=PretrainConfig(model="small_cnn", epochs=12, batch_size=64, lr=0.05),
         finetune=FinetuneConfig(epochs=15, batch_size=32, lr=0.01),
-        probe=ProbeConfig(), knn=KnnConfig(k=10), seeds=(0, 1)),
+        probe=ProbeConfig(), knn=KnnConfig(k=10), seeds=(0, 1), extra="smoke-extra"),
     "small": Scale(
         name="small", source="tiny-imagenet-200", targets=("15-scene", "cifar-10"),
         paper_task={"15-scene": "SUN-CLS", "cifar-10": "PASCAL-DET (objects, classification)"},
         pretrain=PretrainConfig(model="alexnet", epochs=30, batch_size=256, lr=0.02),
         finetune=FinetuneConfig(epochs=10, batch_size=128, lr=0.002),
-        probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2)),
+        probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2), overlap="cifar-10"),
     "paper": Scale(
         name="paper", source="imagenet-1k", targets=("voc2007", "sun397"),
         paper_task={"voc2007": "PASCAL-DET", "sun397": "SUN-CLS"},

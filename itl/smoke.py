@@ -10,6 +10,8 @@ to it as to ImageNet: down-up gives 15, 14, 12, 11, 9, 6, 5, 2, 1 classes. The t
 has 6 PASCAL VOC classes by the authors' PASCAL synsets (dog, cat, bird, car, boat, aeroplane):
 each of its images shows a random ImageNet-1k leaf under that synset, so, as with PASCAL, some
 source classes (the two dogs, the cat and the bird) overlap the target and the vehicles are new.
+A third set, `smoke-extra`, holds 8 more ImageNet-1k leaves unrelated to the target (fruit,
+fungi, instruments, a ball, a clock): the extra data of "is more data always better?".
 
 Appearance carries the hierarchy. Every synset `s` owns a random code vector z_s (seeded by its
 wnid). A leaf's class code is the weighted sum of the codes of itself and its three nearest
@@ -59,6 +61,16 @@ TARGET_CLASSES = (  # the authors' PASCAL VOC synsets for 6 of the 20 classes
     "n02858304",  # boat
     "n02691156",  # aeroplane
 )
+EXTRA_CLASSES = (  # 8 ImageNet-1k leaves unrelated to the target, for "more data" (Section 6)
+    "n07747607",  # orange
+    "n07753592",  # banana
+    "n13054560",  # bolete
+    "n13040303",  # stinkhorn
+    "n03447721",  # gong
+    "n03272010",  # electric guitar
+    "n04254680",  # soccer ball
+    "n04548280",  # wall clock
+)
 CODE_DIM = 12
 LEVEL_WEIGHTS = (0.6, 0.8, 1.0, 1.0)  # leaf, parent, grandparent, great-grandparent
 INSTANCE_SD = 0.6
@@ -77,6 +89,7 @@ class SmokeSpec:
 
 SOURCE = SmokeSpec("smoke", SOURCE_CLASSES, n_train=80, n_test=20, seed=0)
 TARGET = SmokeSpec("smoke-target", TARGET_CLASSES, n_train=20, n_test=50, seed=1)
+EXTRA = SmokeSpec("smoke-extra", EXTRA_CLASSES, n_train=80, n_test=20, seed=2)
 
 
 def synset_code(wnid: str) -> torch.Tensor:

@@ -2,7 +2,9 @@ import math
 
 import pytest
 
-from itl import claims, report
+from itl import claims, report, scales
+
+SMOKE = scales.get("smoke")
 
 
 def test_t_interval_by_hand():
@@ -16,7 +18,7 @@ def _results(src, tgt):
     out = {}
     for ipc in src:
         for s, (a, b) in enumerate(zip(src[ipc], tgt[ipc])):
-            out.setdefault(f"images-per-class={ipc}", {})[s] = {"source_top1": a, "t/finetune": b}
+            out.setdefault(f"images-per-class={ipc}", {})[s] = {"source_top1": a, "smoke-target/finetune": b}
     return out
 
 
@@ -27,13 +29,13 @@ def _results(src, tgt):
 ])
 def test_section4_verdict_rule(src_half, tgt_half, verdict):
     res = _results({1000: [80, 80, 80], 500: src_half}, {1000: [50, 50, 50], 500: tgt_half})
-    est, v = claims.SECTION4.verdict(res, "t/finetune")
+    est, v = claims.SECTION4.verdict(res, SMOKE)
     assert v == verdict and est.n == 3
 
 
 def test_one_seed_is_inconclusive():
     res = _results({1000: [80], 500: [40]}, {1000: [50], 500: [50]})
-    assert claims.SECTION4.verdict(res, "t/finetune")[1] == claims.INCONCLUSIVE
+    assert claims.SECTION4.verdict(res, SMOKE)[1] == claims.INCONCLUSIVE
 
 
 def test_paper_values_have_sources():
@@ -42,3 +44,22 @@ def test_paper_values_have_sources():
         for v in section["values"]:
             assert v["source"] and isinstance(v["value"], float)
     assert {v["value"] for v in pv["section4"]["values"]} == {58.3, 57.0, 54.6}
+
+
+def test_direction_below_and_not_reproduced():
+    res = {"full": {0: {"smoke-target/finetune": 60}, 1: {"smoke-target/finetune": 61}},
+           "without=pascal-voc": {0: {"smoke-target/finetune": 59.5},
+                                  1: {"smoke-target/finetune": 60.5}}}
+    est, v = claims.SECTION5_6A.verdict(res, SMOKE)  # drop about 0.8% < 5%: 'nearly as well'
+    assert v == claims.REPRODUCED and est.hi < claims.NEAR
+    res["without=pascal-voc"] = {0: {"smoke-target/finetune": 30}, 1: {"smoke-target/finetune": 31}}
+    assert claims.SECTION5_6A.verdict(res, SMOKE)[1] == claims.NOT_REPRODUCED
+
+
+def test_every_claim_has_conditions_at_smoke_and_a_unique_id():
+    assert len(claims.CLAIMS) == 9
+    for c in claims.CLAIMS.values():
+        conds = c.conditions(SMOKE)
+        assert conds and len(set(conds)) == len(conds)
+        assert c.direction in ("above", "below")
+    assert claims.level(SMOKE, "up-down", 127) == "labels=up-down:7"

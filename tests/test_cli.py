@@ -39,3 +39,16 @@ def test_labels_print_leaf_merged_name():
     assert leaf == "n01440764" and merged.startswith("n") and name
     r = _itl("labels", "imagenet-1k", "--without", "pascal-voc")
     assert len(r.stdout.splitlines()) == 771
+
+
+def test_all_21_published_sets_from_the_cli(reference, capsys):
+    import re
+
+    from itl import cli
+    for f in sorted((reference / "hierarchy").glob("synset_words_*.txt")):
+        scheme, n = re.match(r"synset_words_(down_up|up_down)_(\d+)\.txt", f.name).groups()
+        assert cli.main(["labels", "imagenet-1k", "--scheme", scheme.replace("_", "-"),
+                         "--classes", n]) == 0
+        rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+        assert len(rows) == 1000
+        assert {r[1] for r in rows} == {line.split()[0] for line in f.open()}, f.name
