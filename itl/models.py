@@ -41,7 +41,7 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-def small_cnn(num_classes: int, width: int = 32) -> Net:
+def small_cnn(num_classes: int, width: int = 24) -> Net:
     """Smoke-scale CNN: three conv-BN-ReLU stages with pooling, global average pool."""
     backbone = nn.Sequential(
         _conv_bn(3, width), nn.MaxPool2d(2),

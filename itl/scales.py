@@ -32,7 +32,7 @@ SCALES = {
     "smoke": Scale(
         name="smoke", source="smoke", targets=("smoke-target",),
         paper_task={"smoke-target": "PASCAL-DET (stand-in: 6 PASCAL classes, classification)"},
-        pretrain=PretrainConfig(model="small_cnn", epochs=12, batch_size=64, lr=0.05),
+        pretrain=PretrainConfig(model="small_cnn", epochs=8, batch_size=64, lr=0.05),
         finetune=FinetuneConfig(epochs=15, batch_size=32, lr=0.01),
         probe=ProbeConfig(), knn=KnnConfig(k=10), seeds=(0, 1), extra="smoke-extra"),
     "small": Scale(

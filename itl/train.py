@@ -30,7 +30,7 @@ from itl.data import ImageSet
 @dataclass(frozen=True)
 class PretrainConfig:
     model: str = "small_cnn"
-    epochs: int = 12  # epochs over the FULL source; a subset gets the same number of steps
+    epochs: int = 8  # epochs over the FULL source; a subset gets the same number of steps
     batch_size: int = 64  # images per step
     lr: float = 0.05  # per step of batch_size images
     momentum: float = 0.9
