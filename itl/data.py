@@ -101,17 +101,30 @@ def to_input(x: torch.Tensor) -> torch.Tensor:
     return (x.float() / 255 - MEAN) / STD
 
 
-def augment(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
-    """Random crop of the original size from a zero-padded image, and a random horizontal flip,
-    for a whole uint8 batch at once."""
-    n, _, h, w = x.shape
+def augment_params(n: int, pad: int, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Crop offsets (rows, columns) and flips for n images, drawn from `g` (on the CPU, so the
+    same draws on every device)."""
+    oy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    ox = torch.randint(0, 2 * pad + 1, (n,), generator=g)
+    flip = torch.rand(n, generator=g) < 0.5
+    return oy, ox, flip
+
+
+def apply_augment(x: torch.Tensor, pad: int, oy: torch.Tensor, ox: torch.Tensor,
+                  flip: torch.Tensor) -> torch.Tensor:
+    """Random crop of the original size from a zero-padded image, and a horizontal flip, for a
+    whole uint8 batch at once on its own device (no per-image Python)."""
+    n, c, h, w = x.shape
+    oy, ox, flip = oy.to(x.device), ox.to(x.device), flip.to(x.device)
     if pad:
         xp = F.pad(x, (pad, pad, pad, pad))
-        oy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-        ox = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-        rows = (oy[:, None] + torch.arange(h))[:, None, :, None]  # n,1,h,1
-        cols = (ox[:, None] + torch.arange(w))[:, None, None, :]  # n,1,1,w
-        x = xp[torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None],
-               rows, cols]
-    flip = torch.rand(n, generator=g) < 0.5
+        ar_h, ar_w = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+        rows = (oy[:, None] + ar_h)[:, None, :, None]  # n,1,h,1
+        cols = (ox[:, None] + ar_w)[:, None, None, :]  # n,1,1,w
+        x = xp[torch.arange(n, device=x.device)[:, None, None, None],
+               torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
     return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def augment(x: torch.Tensor, pad: int, g: torch.Generator) -> torch.Tensor:
+    return apply_augment(x, pad, *augment_params(len(x), pad, g))

@@ -41,7 +41,7 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-def small_cnn(num_classes: int, width: int = 24) -> Net:
+def small_cnn(num_classes: int, width: int = 24, dropout: float = 0.0) -> Net:
     """Smoke-scale CNN: three conv-BN-ReLU stages with pooling, global average pool."""
     backbone = nn.Sequential(
         _conv_bn(3, width), nn.MaxPool2d(2),
@@ -50,23 +50,25 @@ def small_cnn(num_classes: int, width: int = 24) -> Net:
     return Net(backbone, 4 * width, num_classes)
 
 
-def alexnet(num_classes: int) -> Net:
+def alexnet(num_classes: int, dropout: float = 0.5) -> Net:
     """torchvision's AlexNet (the one-tower variant); the head is its last fc layer."""
-    m = torchvision.models.alexnet(weights=None, num_classes=num_classes)
+    m = torchvision.models.alexnet(weights=None, num_classes=num_classes, dropout=dropout)
     backbone = nn.Sequential(m.features, m.avgpool, nn.Flatten(), *m.classifier[:-1])
     return Net(backbone, m.classifier[-1].in_features, num_classes)
 
 
-MODELS: dict[str, Callable[[int], Net]] = {"small_cnn": small_cnn, "alexnet": alexnet}
+MODELS: dict[str, Callable[..., Net]] = {"small_cnn": small_cnn, "alexnet": alexnet}
 
 
-def build(name: str, num_classes: int, seed: int) -> Net:
-    """Model `name` with weights drawn from `seed` (and nothing else)."""
+def build(name: str, num_classes: int, seed: int, dropout: float | None = None) -> Net:
+    """Model `name` with weights drawn from `seed` (and nothing else); `dropout` overrides the
+    model's own dropout rate (AlexNet: 0.5 before its fc layers; the small CNN has none)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        return MODELS[name](num_classes)
+        kw = {} if dropout is None else {"dropout": dropout}
+        return MODELS[name](num_classes, **kw)
     finally:
         torch.random.set_rng_state(state)

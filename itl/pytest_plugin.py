@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from itl import claims, report, scales
+from itl import claims, devices, report, scales
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -29,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # tests of one condition (it recurs across sections) go to one worker, in turn, so no
         # worker sits waiting on another's lock for a run it will only read
         config.option.dist = "loadgroup"
+    devices.pin_xdist_worker()  # one GPU per xdist worker, before CUDA starts
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:  # share the cores, not oversubscribe them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
-from itl import paths
+from itl import devices, paths
 
 
 def config_hash(config: dict) -> str:
@@ -72,6 +72,9 @@ def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None) -> di
     if fn is None:
         return None
     paths.ensure_writable(d.parent)
+    if devices.distributed() and devices.rank() != 0:  # under torchrun rank 0 records the run
+        d.mkdir(exist_ok=True)
+        return fn(d)
     with FileLock(str(d.parent / f"{d.name}.lock")):
         if done.exists():  # another process finished it while we waited
             return json.loads(done.read_text())

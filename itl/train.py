@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from itl import data, models, paths, rng
+from torch.nn.parallel import DistributedDataParallel
+
+from itl import data, devices, models, paths, rng
 from itl.data import ImageSet
 
 
@@ -37,6 +39,7 @@ class PretrainConfig:
     weight_decay: float = 5e-4  # AlexNet's (Krizhevsky et al. 2012)
     lr_drops: tuple[float, ...] = (0.5, 0.75)  # fractions of all steps where lr is divided by 10
     crop_pad: int = 4  # pixels of zero padding for the random crop
+    dropout: float | None = None  # None: the model's own (AlexNet 0.5, paper Section 3)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,12 @@ def batch_indices(n: int, step: int, batch: int, seed: int) -> torch.Tensor:
 
 
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return devices.accel().device
+
+
+def _input(x: torch.Tensor, acc: devices.Accel) -> torch.Tensor:
+    x = data.to_input(x.to(acc.device, non_blocking=True))
+    return x.contiguous(memory_format=torch.channels_last) if acc.channels_last else x
 
 
 @torch.no_grad()
@@ -75,11 +83,12 @@ def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256) -> float:
     """Top-1 accuracy (%) on centre (unaugmented) images."""
     was = net.training
     net.eval()
-    dev = next(net.parameters()).device
+    acc = devices.accel()
     correct = 0
     for i in range(0, len(images), batch):
-        x = data.to_input(images.x[i:i + batch].to(dev))
-        correct += (net(x).argmax(1).cpu() == images.y[i:i + batch]).sum().item()
+        with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
+            out = net(_input(images.x[i:i + batch], acc))
+        correct += (out.argmax(1).cpu() == images.y[i:i + batch]).sum().item()
     net.train(was)
     return 100.0 * correct / max(1, len(images))
 
@@ -88,16 +97,24 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, train: ImageSet,
                     first_step: int, n_steps: int, batch: int, pad: int, seed: int,
                     bar: tqdm | None = None) -> dict:
+    """Steps [first_step, first_step + n_steps). Under torchrun each rank takes an equal slice
+    of every global batch (same images, same augmentation draws as one process would)."""
     net.train()
-    dev = next(net.parameters()).device
+    acc = devices.accel()
+    r, w = devices.rank(), devices.world()
+    if batch % w:
+        raise ValueError(f"batch size {batch} is not divisible by {w} processes")
+    lo, hi = r * batch // w, (r + 1) * batch // w
     loss_sum, correct, seen = 0.0, 0, 0
     for step in range(first_step, first_step + n_steps):
         idx = batch_indices(len(train), step, batch, seed)
-        g = rng.generator("augment", seed, step)
-        x = data.to_input(data.augment(train.x[idx], pad, g).to(dev))
-        y = train.y[idx].to(dev)
-        out = net(x)
-        loss = F.cross_entropy(out, y)
+        params = data.augment_params(batch, pad, rng.generator("augment", seed, step))
+        mine = idx[lo:hi].to(train.x.device)
+        x = data.apply_augment(train.x[mine], pad, *(p[lo:hi] for p in params))
+        y = train.y[mine].to(acc.device, non_blocking=True)
+        with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
+            out = net(_input(x, acc))
+            loss = F.cross_entropy(out.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -107,22 +124,40 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
         seen += len(y)
         if bar is not None:
             bar.update(1)
+    loss_sum, correct, seen = devices.all_sum([loss_sum, correct, seen], acc.device)
     return {"train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen}
 
 
 def _checkpoint(net, opt, sched, step, log) -> dict:
-    return {"model": net.state_dict(), "optimizer": opt.state_dict(),
+    return {"model": _bare(net).state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "rng": torch.random.get_rng_state(),
             "step": step, "log": log}
+
+
+def _bare(net: torch.nn.Module) -> torch.nn.Module:
+    return net.module if isinstance(net, DistributedDataParallel) else net
+
+
+def _on_device(images: ImageSet, acc: devices.Accel) -> ImageSet:
+    """Keep uint8 images on the GPU when they fit in a quarter of its free memory."""
+    if acc.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(acc.device)
+        if images.x.numel() < free // 4:
+            return ImageSet(images.x.to(acc.device), images.y, images.classes)
+    return images
 
 
 def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: int, seed: int,
              run_dir: Path, label: str = "") -> dict:
     """Train `cfg.model` on `train` (labels 0..C-1), checkpointing every epoch into `run_dir`
-    and resuming from its checkpoint. Returns the run's metrics."""
+    and resuming from its checkpoint. Returns the run's metrics. Under torchrun, rank 0 writes."""
     sch = schedule(cfg, full_images)
-    dev = device()
-    net = models.build(cfg.model, len(train.classes), seed).to(dev)
+    devices.init_distributed()
+    acc = devices.accel()
+    lead = devices.rank() == 0
+    net = models.build(cfg.model, len(train.classes), seed, cfg.dropout).to(acc.device)
+    if acc.channels_last:
+        net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(sch.milestones), gamma=0.1)
@@ -130,42 +165,51 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
     ckpt_path, log = run_dir / "checkpoint.pt", []
     step = 0
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=False)
+        ck = torch.load(ckpt_path, map_location=acc.device, weights_only=False)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         torch.random.set_rng_state(ck["rng"])
         step, log = ck["step"], ck["log"]
+    model = net
+    if devices.world() > 1:
+        if acc.device.type == "cuda":  # batch statistics over the global batch, as one GPU
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        model = DistributedDataParallel(net, device_ids=[acc.device.index]
+                                        if acc.device.type == "cuda" else None)
+    train = _on_device(train, acc)
     t0 = time.perf_counter()
     bar = tqdm(total=sch.steps, initial=step, desc=f"pretrain {label}".strip(), unit="step",
-               leave=False, dynamic_ncols=True, mininterval=1.0)
+               leave=False, dynamic_ncols=True, mininterval=1.0, disable=not lead)
     while step < sch.steps:
         n = min(sch.steps_per_epoch, sch.steps - step)
         tic = time.perf_counter()
-        stats = train_one_epoch(net, opt, sched, train, step, n, cfg.batch_size, cfg.crop_pad,
-                                seed, bar)
+        stats = train_one_epoch(model, opt, sched, train, step, n, cfg.batch_size,
+                                cfg.crop_pad, seed, bar)
         step += n
         secs = time.perf_counter() - tic
         rec = {"epoch": len(log) + 1, "step": step, "lr": opt.param_groups[0]["lr"], **stats,
-               "test_top1": evaluate(net, test), "seconds": secs,
+               "test_top1": evaluate(model, test), "seconds": secs,
                "images_per_s": n * cfg.batch_size / secs}
         log.append(rec)
-        tqdm.write(f"{label} epoch {rec['epoch']:3d} step {step:5d} loss {rec['train_loss']:.3f} "
-                   f"train {rec['train_top1']:5.1f}% test {rec['test_top1']:5.1f}% "
-                   f"{rec['images_per_s']:.0f} img/s")
-        paths.atomic_torch_save(ckpt_path, _checkpoint(net, opt, sched, step, log))
-        paths.atomic_write_text(run_dir / "log.jsonl",
-                                "".join(json.dumps(r) + "\n" for r in log))
+        if lead:
+            tqdm.write(f"{label} epoch {rec['epoch']:3d} step {step:5d} "
+                       f"loss {rec['train_loss']:.3f} train {rec['train_top1']:5.1f}% "
+                       f"test {rec['test_top1']:5.1f}% {rec['images_per_s']:.0f} img/s")
+            paths.atomic_torch_save(ckpt_path, _checkpoint(model, opt, sched, step, log))
+            paths.atomic_write_text(run_dir / "log.jsonl",
+                                    "".join(json.dumps(r) + "\n" for r in log))
+        devices.barrier()
     bar.close()
-    return {"source_top1": evaluate(net, test), "steps": sch.steps,
+    return {"source_top1": evaluate(model, test), "steps": sch.steps,
             "train_images": len(train), "classes": len(train.classes),
-            "train_seconds": time.perf_counter() - t0,
+            "train_seconds": time.perf_counter() - t0, "processes": devices.world(),
             "images_per_s": sum(r["images_per_s"] for r in log) / max(1, len(log)),
             "config": asdict(cfg)}
 
 
 def load_trained(run_dir: Path, cfg: PretrainConfig, num_classes: int) -> models.Net:
-    net = models.build(cfg.model, num_classes, 0)
+    net = models.build(cfg.model, num_classes, 0, cfg.dropout)
     ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
     net.load_state_dict(ck["model"])
     return net

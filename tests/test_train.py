@@ -82,7 +82,7 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_metrics(tmp_path):
         time.sleep(0.2)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    run_b = next((tmp_path / "b").glob("pretrain/*"))
+    run_b = next(p for p in (tmp_path / "b").glob("pretrain/*") if p.is_dir())
     assert run_b.name == run_a.name  # same config, same run id
     assert not (run_b / "metrics.json").exists(), "a killed run must not look finished"
     out, _ = _itl(*args, env=env_b).communicate(timeout=600)
