@@ -6,6 +6,7 @@
   itl labels DATASET (--scheme down-up|up-down --classes N | --without TARGET | --list |
                       --describe)
   itl subsets RULE --seed N [--scale S]         write one subset manifest; prints its path
+  itl data prepare NAME --from PATH             verify, unpack and cache a real data set
   itl wordnet build [--wordnet DIR]             regenerate the compact WordNet 3.0 hierarchy
 """
 from __future__ import annotations
@@ -100,6 +101,17 @@ def cmd_wordnet(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(a: argparse.Namespace) -> int:
+    from itl import prepare
+    out = prepare.prepare(a.name, Path(a.source), a.size)
+    for split in ("train", "test"):
+        images = prepare.load(a.name, split, a.size)
+        print(f"{a.name} {split}: {len(images)} images, {len(images.classes)} classes, "
+              f"{tuple(images.x.shape[1:])}")
+    print(out)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="itl", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +146,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("rule", help=" | ".join(subsets.RULES))
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_subsets)
+    dp = sub.add_parser("data", help="prepare a real data set (small scale)")
+    dp.add_argument("action", choices=["prepare"])
+    dp.add_argument("name", help="tiny-imagenet-200 | 15-scene | cifar-10")
+    dp.add_argument("--from", dest="source", required=True,
+                    help="a folder of shards with SHA256SUMS, the original archive, or a folder")
+    dp.add_argument("--size", type=int, default=64, help="cached image size in pixels")
+    dp.set_defaults(fn=cmd_data)
     w = sub.add_parser("wordnet", help="regenerate the compact WordNet 3.0 hierarchy")
     w.add_argument("action", choices=["build"])
     w.add_argument("--wordnet", default=str(wordnet.default_wordnet_dir()))

@@ -33,7 +33,7 @@ class ImageSet:
 
 
 SMOKE_SPECS = {s.name: s for s in (smoke.SOURCE, smoke.TARGET, smoke.EXTRA)}
-REAL = {  # prepared by `itl data prepare` (small scale) or read from the user's copy (paper)
+REAL = {  # prepared by `itl data prepare` (small scale); the paper scale's have no loader yet
     "tiny-imagenet-200", "15-scene", "cifar-10", "imagenet-1k", "voc2007", "sun397",
 }
 
@@ -48,6 +48,9 @@ def fingerprint(name: str) -> str:
         return "+".join(fingerprint(n) for n in name.split("+"))
     if name in SMOKE_SPECS:
         return f"smoke-{spec_hash(asdict(SMOKE_SPECS[name]))}"
+    if name in REAL:  # a prepared cache: the digest its preparation wrote
+        f = paths.data_dir() / name / "fingerprint"
+        return f.read_text().strip() if f.exists() else f"{name}-unprepared"
     return name
 
 
@@ -84,9 +87,10 @@ def load(name: str, split: str) -> ImageSet:
     if name in SMOKE_SPECS:
         return _load_smoke(SMOKE_SPECS[name], split)
     if name in REAL:
-        raise DataError(
-            f"data set {name!r} is not prepared under {paths.data_dir()} (ITL_DATA); "
-            "real-data loaders come with the small scale (`itl data prepare`)")
+        from itl import prepare  # real data: the uint8 caches `itl data prepare` builds
+        if name not in prepare.DATASETS:
+            raise DataError(f"data set {name!r} (paper scale) has no loader in itl yet")
+        return prepare.load(name, split)
     raise DataError(f"unknown data set {name!r}: known are "
                     f"{', '.join(sorted(SMOKE_SPECS) + sorted(REAL))}")
 

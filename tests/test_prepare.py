@@ -1,0 +1,164 @@
+"""`itl data prepare`: from shards with SHA256SUMS and from the original layouts, tested with
+small fabricated archives; bad input gives one clear error and leaves nothing prepared."""
+import hashlib
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from itl import data, prepare
+
+G = torch.Generator().manual_seed(0)
+
+
+def _jpeg(size: int = 16) -> bytes:
+    x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=G)
+    return torchvision.io.encode_jpeg(x).numpy().tobytes()
+
+
+def _tiny_files(classes=("n01443537", "n02094433"), per_class=3) -> dict[str, bytes]:
+    files = {"tiny-imagenet-200/wnids.txt": "\n".join(classes).encode(),
+             "tiny-imagenet-200/words.txt": b""}
+    ann = []
+    for c in classes:
+        for i in range(per_class):
+            files[f"tiny-imagenet-200/train/{c}/images/{c}_{i}.JPEG"] = _jpeg()
+        files[f"val_{c}"] = b""
+    files = {k: v for k, v in files.items() if not k.startswith("val_")}
+    for i, c in enumerate(classes * 2):
+        files[f"tiny-imagenet-200/val/images/val_{i}.JPEG"] = _jpeg()
+        ann.append(f"val_{i}.JPEG\t{c}\t0\t0\t10\t10")
+    files["tiny-imagenet-200/val/val_annotations.txt"] = "\n".join(ann).encode()
+    return files
+
+
+def _tar(path: Path, files: dict[str, bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as t:
+        for name, blob in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            t.addfile(info, io.BytesIO(blob))
+    return path
+
+
+def _shards(folder: Path, archives: dict[str, dict[str, bytes]]) -> Path:
+    lines = []
+    for rel, files in archives.items():
+        f = _tar(folder / rel, files)
+        lines.append(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  ./{rel}")
+    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _nothing_prepared(root: Path, name: str) -> bool:
+    return not (root / name).exists() and not list(root.glob(".staging-*"))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("ITL_DATA", str(d))
+    return d
+
+
+def test_from_shards_with_checksums(tmp_path, data_dir):
+    files = _tiny_files()
+    train = {k: v for k, v in files.items() if "/train/" in k}
+    rest = {k: v for k, v in files.items() if "/train/" not in k}
+    src = _shards(tmp_path / "shards", {"tiny-imagenet-200/train-0.tar.gz": train,
+                                        "tiny-imagenet-200/val.tar.gz": rest})
+    prepare.prepare("tiny-imagenet-200", src, size=64)
+    tr, te = data.load("tiny-imagenet-200", "train"), data.load("tiny-imagenet-200", "test")
+    assert tr.x.shape == (6, 3, 64, 64) and tr.x.dtype == torch.uint8
+    assert tr.classes == ("n01443537", "n02094433") and tr.y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert te.y.tolist() == [0, 1, 0, 1]
+    assert data.fingerprint("tiny-imagenet-200").startswith("tiny-imagenet-200-")
+
+
+def test_from_the_original_zip(tmp_path, data_dir):
+    z = tmp_path / "tiny-imagenet-200.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for name, blob in _tiny_files().items():
+            zf.writestr(name, blob)
+    prepare.prepare("tiny-imagenet-200", z, size=32)
+    assert prepare.load("tiny-imagenet-200", "train", 32).x.shape == (6, 3, 32, 32)
+
+
+def test_cifar_python_batches(tmp_path, data_dir):
+    def batch(n):
+        return {b"data": torch.randint(0, 256, (n, 3072), dtype=torch.uint8).numpy(),
+                b"labels": [i % 10 for i in range(n)]}
+
+    files = {f"cifar-10-batches-py/data_batch_{i}": pickle.dumps(batch(4)) for i in range(1, 6)}
+    files["cifar-10-batches-py/test_batch"] = pickle.dumps(batch(3))
+    files["cifar-10-batches-py/batches.meta"] = pickle.dumps(
+        {b"label_names": [f"c{i}".encode() for i in range(10)]})
+    prepare.prepare("cifar-10", _tar(tmp_path / "cifar-10-python.tar.gz", files), size=32)
+    tr = prepare.load("cifar-10", "train", 32)
+    assert len(tr) == 20 and tr.x.shape[1:] == (3, 32, 32) and tr.classes[3] == "c3"
+
+
+def test_scene_classes_without_split_get_the_standard_split(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setattr(prepare, "SCENE_TRAIN_PER_CLASS", 3)
+    monkeypatch.setattr(prepare, "_scene_original",
+                        lambda root, size, per_class=3, f=prepare._scene_original:
+                        f(root, size, per_class))
+    files = {f"scenes/{c}/{i}.jpg": _jpeg() for c in ("coast", "forest") for i in range(5)}
+    prepare.prepare("15-scene", _tar(tmp_path / "scene.tar.gz", files))
+    tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
+    assert (len(tr), len(te)) == (6, 4) and tr.classes == ("coast", "forest")
+
+
+def test_wrong_checksum_is_named_and_nothing_is_left(tmp_path, data_dir):
+    src = _shards(tmp_path / "shards", {"15-scene/15-scene.tar.gz": {
+        f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}})
+    (src / "SHA256SUMS").write_text("0" * 64 + "  ./15-scene/15-scene.tar.gz\n")
+    with pytest.raises(data.DataError, match="wrong checksum for .*15-scene.tar.gz"):
+        prepare.prepare("15-scene", src)
+    assert _nothing_prepared(data_dir, "15-scene")
+
+
+def test_truncated_archive_is_named(tmp_path, data_dir):
+    f = _tar(tmp_path / "15-scene.tar.gz", {f"15-scene/train/a/{i}.jpg": _jpeg(64)
+                                            for i in range(20)})
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(data.DataError, match="cannot unpack"):
+        prepare.prepare("15-scene", f)
+    assert _nothing_prepared(data_dir, "15-scene")
+
+
+def test_missing_split_is_named(tmp_path, data_dir):
+    f = _tar(tmp_path / "c.tar.gz", {f"cifar-10/train/cat/{i}.jpg": _jpeg() for i in range(2)})
+    with pytest.raises(data.DataError, match="test/ split of cifar-10 is missing"):
+        prepare.prepare("cifar-10", f)
+    assert _nothing_prepared(data_dir, "cifar-10")
+
+
+def test_unreadable_image_is_named(tmp_path, data_dir):
+    files = {f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}
+    files["15-scene/test/a/broken.jpg"] = b"not a jpeg"
+    with pytest.raises(data.DataError, match="unreadable image .*broken.jpg"):
+        prepare.prepare("15-scene", _tar(tmp_path / "s.tar.gz", files))
+    assert _nothing_prepared(data_dir, "15-scene")
+
+
+def test_unknown_name_and_missing_source(tmp_path, data_dir):
+    with pytest.raises(data.DataError, match="unknown data set 'imagenet-21k'"):
+        prepare.prepare("imagenet-21k", tmp_path)
+    with pytest.raises(data.DataError, match="does not exist"):
+        prepare.prepare("cifar-10", tmp_path / "nope.tar.gz")
+
+
+def test_real_15_scene_shards(data_dir):
+    shards = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (shards / "SHA256SUMS").is_file():
+        pytest.skip(f"no shards at {shards}")
+    prepare.prepare("15-scene", shards)
+    tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
+    assert (len(tr), len(te), len(tr.classes)) == (1500, 2985, 15)
