@@ -1,0 +1,80 @@
+"""The VOC 2007 mAP evaluator against hand-computed cases, and the generated VOC-format set."""
+import math
+
+import pytest
+import torch
+
+from itl import detection as det
+from itl.data import ImageSet
+
+
+def _gt(image, boxes, labels, difficult=None):
+    return det.Annotation(image, torch.tensor(boxes, dtype=torch.float32), labels,
+                          difficult or [False] * len(labels))
+
+
+def test_eleven_point_ap_by_hand():
+    truth = [_gt("a", [[0, 0, 9, 9], [20, 20, 29, 29]], ["cat", "cat"])]
+    dets = [det.Detection("a", "cat", 0.9, (0, 0, 9, 9)),       # hit
+            det.Detection("a", "cat", 0.8, (0, 0, 9, 9)),       # same box again: miss
+            det.Detection("a", "cat", 0.7, (20, 20, 29, 30))]   # hit (IoU 100/110)
+    # recall .5 .5 1, precision 1 .5 .667: t <= .5 -> 1 (6 points), t > .5 -> 2/3 (5 points)
+    assert det.average_precision(dets, truth, "cat") == pytest.approx((6 + 5 * 2 / 3) / 11)
+
+
+def test_iou_uses_inclusive_pixel_coordinates():
+    a = torch.tensor([0.0, 0, 9, 9])
+    assert det.iou(a, torch.tensor([[5.0, 0, 14, 9]])).item() == pytest.approx(50 / 150)
+    truth = [_gt("a", [[0, 0, 9, 9]], ["dog"])]
+    assert det.average_precision([det.Detection("a", "dog", 1.0, (5, 0, 14, 9))],
+                                 truth, "dog") == 0.0  # IoU 1/3 < 0.5: a miss
+
+
+def test_difficult_boxes_are_neither_hits_nor_misses():
+    truth = [_gt("a", [[0, 0, 9, 9], [50, 50, 59, 59]], ["car", "car"], [False, True])]
+    dets = [det.Detection("a", "car", 0.9, (50, 50, 59, 59)),  # on the difficult box: ignored
+            det.Detection("a", "car", 0.8, (0, 0, 9, 9))]      # the one positive
+    assert det.average_precision(dets, truth, "car") == pytest.approx(1.0)
+
+
+def test_map_over_classes_skips_classes_without_ground_truth():
+    truth = [_gt("a", [[0, 0, 9, 9]], ["cat"]), _gt("b", [[0, 0, 9, 9]], ["dog"])]
+    dets = [det.Detection("a", "cat", 0.9, (0, 0, 9, 9)),
+            det.Detection("a", "dog", 0.9, (0, 0, 9, 9)),   # wrong image: miss
+            det.Detection("b", "dog", 0.5, (0, 0, 9, 9))]   # hit at recall 1, precision .5
+    r = det.evaluate(dets, truth, ["cat", "dog", "bird"])
+    assert r["AP"]["cat"] == pytest.approx(100.0) and r["AP"]["dog"] == pytest.approx(50.0)
+    assert math.isnan(r["AP"]["bird"]) and r["mAP"] == pytest.approx(75.0)
+
+
+def test_generated_voc_set_round_trips(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    objects = ImageSet(torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8, generator=g),
+                       torch.arange(10) % 2, ("cat", "ship"))
+    backgrounds = ImageSet(torch.zeros(3, 3, 64, 64, dtype=torch.uint8), torch.zeros(3),
+                           ("scene",))
+    spec = det.VocSpec(n_train=6, n_test=4, size=96, seed=1)
+    out = det.make_voc(objects, backgrounds, spec, tmp_path / "voc")
+    train = det.read_voc(out, "train")
+    assert len(train) == 6 and len(det.read_voc(out, "test")) == 4
+    for a in train:
+        assert 1 <= len(a.labels) <= spec.max_objects and set(a.labels) <= {"cat", "ship"}
+        assert ((a.boxes[:, 2:] - a.boxes[:, :2] + 1) >= spec.min_object).all()
+        assert (a.boxes >= 0).all() and (a.boxes < spec.size).all()
+        assert (out / "JPEGImages" / f"{a.image}.jpg").is_file()
+    # deterministic: the same spec gives the same boxes
+    again = det.read_voc(det.make_voc(objects, backgrounds, spec, tmp_path / "voc2"), "train")
+    assert all(torch.equal(a.boxes, b.boxes) for a, b in zip(train, again))
+    # perfect detections score 100 mAP on the generated set
+    dets = [det.Detection(a.image, lab, 1.0, tuple(b.tolist()))
+            for a in train for b, lab in zip(a.boxes, a.labels)]
+    assert det.evaluate(dets, train, ["cat", "ship"])["mAP"] == pytest.approx(100.0)
+
+
+def test_bccd_reads_as_voc(reference, tmp_path):
+    import tarfile
+    shard = reference.parents[1] / "data" / "bccd" / "bccd.tar.gz"
+    with tarfile.open(shard) as t:
+        t.extractall(tmp_path, filter="data")
+    test = det.read_voc(tmp_path / "BCCD", "test")
+    assert test and {lab for a in test for lab in a.labels} <= {"RBC", "WBC", "Platelets"}
