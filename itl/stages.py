@@ -53,13 +53,14 @@ def manifests(scale_name: str, cs: list[claims.Claim], out: Path) -> None:
                 paths.atomic_write_text(out / f"{m.rule}-{m.sha256[:16]}.json", m.to_json() + "\n")
 
 
-def pretrain(scale_name: str, claim: claims.Claim, out: Path) -> None:
+def pretrain(scale_name: str, claim: claims.Claim, out: Path,
+             seeds: tuple[int, ...] | None = None) -> None:
     """Train (or reuse) every condition x seed of a claim; copy metrics and checkpoints."""
     scale = scales.get(scale_name)
     if out.exists():
         shutil.rmtree(out)
     for cond in claim.conditions(scale):
-        for seed in scale.seeds:
+        for seed in scale.seeds if seeds is None else seeds:
             m = pipeline.pretrain(scale_name, cond, seed)
             dest = out / f"{cond.replace('=', '_').replace(':', '_')}-seed{seed}"
             dest.mkdir(parents=True)
