@@ -95,6 +95,11 @@ def coarse_probe(scale: scales.Scale) -> str:
     return f"{scale.source}|{coarse(scale)}"
 
 
+def _frozen(target: Callable[[scales.Scale], str]) -> Callable[[scales.Scale], tuple]:
+    """Probes of a claim: linear probe and k-NN on frozen features, on target(scale)."""
+    return lambda s: ((target(s), "linear"), (target(s), "knn"))
+
+
 def _seeds(results: dict, *conds: str) -> list[int]:
     common = None
     for c in conds:
@@ -107,6 +112,21 @@ def _rel_drop(results: dict, full: str, part: str, metric: str, seed: int) -> fl
     """How much of `metric` (in % of its full-data value) is lost going from `full` to `part`."""
     a, b = results[full][seed][metric], results[part][seed][metric]
     return 100.0 * (a - b) / a
+
+
+def _excess_drop(full: str, part: str, source: str, r: dict, scale: scales.Scale) -> list[float]:
+    """Per seed: relative drop of the `source` metric minus relative drop of the transfer
+    metric, from condition `full` to `part`."""
+    return [_rel_drop(r, full, part, source, s) - _rel_drop(r, full, part, _primary(scale), s)
+            for s in _seeds(r, full, part)]
+
+
+def _transfer_drop(part: Callable[[scales.Scale], str]) -> Callable[[dict, scales.Scale], list]:
+    """The per-seed relative drop of the transfer metric from the full source to `part`."""
+    def compute(r: dict, scale: scales.Scale) -> list[float]:
+        p = part(scale)
+        return [_rel_drop(r, FULL, p, _primary(scale), s) for s in _seeds(r, FULL, p)]
+    return compute
 
 
 def _diff(results: dict, a: str, b: str, metric_a: str, metric_b: str | None = None) -> list:
@@ -151,9 +171,7 @@ IPC = (1000, 500, 250, 125, 50)
 
 
 def _section4(r: dict, scale: scales.Scale) -> list[float]:
-    full, half = "images-per-class=1000", "images-per-class=500"
-    return [_rel_drop(r, full, half, "source_top1", s) - _rel_drop(r, full, half, _primary(scale), s)
-            for s in _seeds(r, full, half)]
+    return _excess_drop("images-per-class=1000", "images-per-class=500", "source_top1", r, scale)
 
 
 SECTION4 = Claim(
@@ -181,10 +199,8 @@ def _levels(scale: scales.Scale) -> tuple[str, ...]:
 
 
 def _section5_1(r: dict, scale: scales.Scale) -> list[float]:
-    half = level(scale, "down-up", 486)
-    src = f"{fine_probe(scale)}/linear"
-    return [_rel_drop(r, FULL, half, src, s) - _rel_drop(r, FULL, half, _primary(scale), s)
-            for s in _seeds(r, FULL, half)]
+    return _excess_drop(FULL, level(scale, "down-up", 486), f"{fine_probe(scale)}/linear", r,
+                        scale)
 
 
 SECTION5_1 = Claim(
@@ -200,15 +216,10 @@ SECTION5_1 = Claim(
          "than they hurt the source task; source accuracy of a coarse model is measured as the "
          "paper did, by re-training only the last layer for the fine classes."),
     conditions=lambda s: (FULL,) + _levels(s),
-    probes=lambda s: ((fine_probe(s), "linear"), (fine_probe(s), "knn")),
+    probes=_frozen(fine_probe),
     compute=_section5_1,
     figure="Figure 2: source and transfer performance against the number of classes",
 )
-
-
-def _section5_2(r: dict, scale: scales.Scale) -> list[float]:
-    c = coarse(scale)
-    return [_rel_drop(r, FULL, c, _primary(scale), s) for s in _seeds(r, FULL, c)]
 
 
 SECTION5_2 = Claim(
@@ -220,7 +231,7 @@ SECTION5_2 = Claim(
     threshold=NEAR, direction="below",
     why=f"'only a small drop' read as less than {NEAR:g}% of the full-data value (module doc).",
     conditions=lambda s: (FULL, coarse(s)),
-    compute=_section5_2,
+    compute=_transfer_drop(coarse),
 )
 
 
@@ -238,7 +249,7 @@ SECTION5_3 = Claim(
     threshold=0.0, direction="above",
     why="coarse-trained features carry fine information if they beat random features on it.",
     conditions=lambda s: (FULL, coarse(s)),
-    probes=lambda s: ((fine_probe(s), "linear"), (fine_probe(s), "knn")),
+    probes=_frozen(fine_probe),
     compute=_section5_3,
 )
 
@@ -257,7 +268,7 @@ SECTION5_4 = Claim(
     threshold=0.0, direction="above",
     why="both networks are scored the same way (a linear probe on the coarse labels).",
     conditions=lambda s: (FULL, coarse(s)),
-    probes=lambda s: ((coarse_probe(s), "linear"), (coarse_probe(s), "knn")),
+    probes=_frozen(coarse_probe),
     compute=_section5_4,
 )
 
@@ -285,11 +296,6 @@ def _without(scale: scales.Scale) -> str:
     return f"without={scale.overlap}"
 
 
-def _section5_6a(r: dict, scale: scales.Scale) -> list[float]:
-    w = _without(scale)
-    return [_rel_drop(r, FULL, w, _primary(scale), s) for s in _seeds(r, FULL, w)]
-
-
 SECTION5_6A = Claim(
     id="section5_6a",
     question="Does pre-training need the target's classes? (overlapping classes removed)",
@@ -299,7 +305,7 @@ SECTION5_6A = Claim(
     threshold=NEAR, direction="below",
     why=f"'nearly as well' read as less than {NEAR:g}% of the full-data value (module doc).",
     conditions=lambda s: (FULL, _without(s)),
-    compute=_section5_6a,
+    compute=_transfer_drop(_without),
 )
 
 SPLITS = ("random", "minimal")

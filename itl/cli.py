@@ -54,7 +54,7 @@ def cmd_report(a: argparse.Namespace) -> int:
         print(a.readme)
         return 0
     sections = [report.write_section(c, a.scale) for c in claims.CLAIMS.values()]
-    path = report.write_summary(a.scale, sections, 0.0)
+    path = report.write_summary(a.scale, sections, None)
     for s in sections:
         print(f"{s['claim'].id}: {s['verdict']} {s['estimate']}")
     print(path)

@@ -149,24 +149,28 @@ class VocSpec:
 
 
 def make_voc(objects: ImageSet, backgrounds: ImageSet, spec: VocSpec, out: Path) -> Path:
-    """Write the generated set to `out` (atomically: built beside it, then renamed)."""
+    """Write the generated set to `out` (atomically: built beside it, then renamed). Training
+    images use the even-indexed objects and backgrounds, test images the odd ones."""
     staging = out.with_name(f".{out.name}.staging")
     if staging.exists():
         import shutil
         shutil.rmtree(staging)
     for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (staging / d).mkdir(parents=True)
-    for split, n in (("train", spec.n_train), ("test", spec.n_test)):
+    for part, (split, n) in enumerate((("train", spec.n_train), ("test", spec.n_test))):
         g = rng.generator("voc", spec.seed, split)
+        # train and test draw from disjoint halves of the objects and backgrounds
+        obj_pool = list(range(part, len(objects), 2)) or list(range(len(objects)))
+        bg_pool = list(range(part, len(backgrounds), 2)) or list(range(len(backgrounds)))
         ids = []
         for i in range(n):
             image = f"{split}_{i:05d}"
-            bg = backgrounds.x[torch.randint(len(backgrounds), (1,), generator=g).item()]
+            bg = backgrounds.x[bg_pool[torch.randint(len(bg_pool), (1,), generator=g).item()]]
             canvas = F.interpolate(bg[None].float(), size=(spec.size, spec.size),
                                    mode="bilinear", align_corners=False)[0]
             boxes, labels = [], []
             for _ in range(1 + torch.randint(spec.max_objects, (1,), generator=g).item()):
-                k = torch.randint(len(objects), (1,), generator=g).item()
+                k = obj_pool[torch.randint(len(obj_pool), (1,), generator=g).item()]
                 side = torch.randint(spec.min_object, spec.max_object + 1, (1,),
                                      generator=g).item()
                 x0 = torch.randint(spec.size - side + 1, (1,), generator=g).item()
@@ -192,3 +196,140 @@ def make_voc(objects: ImageSet, backgrounds: ImageSet, spec: VocSpec, out: Path)
         shutil.rmtree(out)
     staging.rename(out)
     return out
+
+
+# ---------------------------------------------------------------- Faster R-CNN on a pre-trained trunk
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    epochs: int = 12  # over the detection set's training images
+    batch_size: int = 8  # images per step
+    lr: float = 0.01  # per step; SGD, divided by 10 after 3/4 of the steps
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    anchor_sizes: tuple[int, ...] = (16, 32, 64, 128)  # pixels
+    score_threshold: float = 0.01  # detections kept for scoring
+
+
+def conv_trunk(net: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """The convolutional part of a classification backbone (everything before global pooling),
+    and its number of output channels: what Faster R-CNN builds on, as R-CNN built on AlexNet's
+    conv layers."""
+    kept = []
+    for m in net.backbone.children():
+        if isinstance(m, (torch.nn.AdaptiveAvgPool2d, torch.nn.Flatten)):
+            break
+        kept.append(m)
+    trunk = torch.nn.Sequential(*kept)
+    convs = [m for m in trunk.modules() if isinstance(m, torch.nn.Conv2d)]
+    if not convs:
+        raise ValueError("the backbone has no convolutional trunk to detect with")
+    return trunk, convs[-1].out_channels
+
+
+def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectConfig):
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from itl import data
+    trunk, channels = conv_trunk(net)
+    trunk.out_channels = channels
+    return FasterRCNN(
+        trunk, num_classes=len(classes) + 1,  # + background
+        rpn_anchor_generator=AnchorGenerator((cfg.anchor_sizes,), ((0.5, 1.0, 2.0),)),
+        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+        min_size=size, max_size=size, image_mean=[data.MEAN] * 3, image_std=[data.STD] * 3,
+        box_score_thresh=cfg.score_threshold)
+
+
+def _load_images(root: Path, anns: list[Annotation]) -> list[torch.Tensor]:
+    out = []
+    for a in anns:
+        f = root / "JPEGImages" / f"{a.image}.jpg"
+        try:
+            out.append(torchvision.io.decode_image(str(f), mode=torchvision.io.ImageReadMode.RGB))
+        except Exception as e:  # noqa: BLE001
+            raise DataError(f"unreadable image {f}: {e}") from e
+    return out
+
+
+def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed: int,
+                      device: torch.device) -> dict:
+    """Train Faster R-CNN on the VOC-format set at `root` (split train) from `net`'s conv trunk,
+    every layer trained, and score it on split test (VOC 2007 mAP, %)."""
+    train_ann, test_ann = read_voc(root, "train"), read_voc(root, "test")
+    classes = sorted({lab for a in train_ann + test_ann for lab in a.labels})
+    index = {c: i + 1 for i, c in enumerate(classes)}
+    train_img, test_img = _load_images(root, train_ann), _load_images(root, test_ann)
+    size = max(max(x.shape[-2:]) for x in train_img)
+    torch.manual_seed(seed)
+    model = detector(net, classes, size, cfg).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    steps = cfg.epochs * -(-len(train_ann) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [3 * steps // 4], gamma=0.1)
+    g = rng.generator("detect", seed)
+    model.train()
+    step = 0
+    while step < steps:
+        order = torch.randperm(len(train_ann), generator=g).tolist()
+        for i in range(0, len(order), cfg.batch_size):
+            if step >= steps:
+                break
+            images, targets = [], []
+            for j in order[i:i + cfg.batch_size]:
+                x, boxes = train_img[j].float() / 255, train_ann[j].boxes.clone()
+                if torch.rand(1, generator=g).item() < 0.5:  # horizontal flip
+                    w = x.shape[-1]
+                    x = x.flip(-1)
+                    boxes[:, [0, 2]] = (w - 1) - boxes[:, [2, 0]]
+                images.append(x.to(device))
+                targets.append({"boxes": boxes.to(device), "labels": torch.tensor(
+                    [index[lab] for lab in train_ann[j].labels], device=device)})
+            loss = sum(model(images, targets).values())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+    model.eval()
+    dets = []
+    with torch.no_grad():
+        for i in range(0, len(test_ann), cfg.batch_size):
+            batch = [x.float().div(255).to(device) for x in test_img[i:i + cfg.batch_size]]
+            for a, out in zip(test_ann[i:i + cfg.batch_size], model(batch)):
+                for b, lab, s in zip(out["boxes"].cpu(), out["labels"].tolist(),
+                                     out["scores"].tolist()):
+                    dets.append(Detection(a.image, classes[lab - 1], s, tuple(b.tolist())))
+    r = evaluate(dets, test_ann, classes)
+    return {"top1": r["mAP"], "mAP": r["mAP"], "AP": r["AP"], "steps": steps}
+
+
+GENERATED = "voc-cifar"  # the generated set: CIFAR-10 test objects on 15-Scene backgrounds
+SMALL_SPEC = VocSpec(n_train=2000, n_test=1000, size=128, seed=0)
+
+
+def voc_root(name: str) -> Path:
+    """The folder of a VOC-format detection target, generating `voc-cifar` on first use from
+    the prepared CIFAR-10 (test split: objects) and 15-Scene (all images: backgrounds)."""
+    from filelock import FileLock
+
+    from itl import data
+    root = paths.data_dir() / name
+    if name == "bccd":
+        root = paths.data_dir() / "BCCD"
+        if not (root / "ImageSets" / "Main" / "test.txt").is_file():
+            raise DataError(f"BCCD is not prepared under {paths.data_dir()}: run "
+                            "`itl data prepare bccd --from PATH`")
+        return root
+    if name != GENERATED:
+        raise DataError(f"unknown detection target {name!r}: known are {GENERATED}, bccd")
+    paths.ensure_writable(root.parent)
+    with FileLock(str(root.parent / f"{name}.lock")):
+        if not (root / "ImageSets" / "Main" / "test.txt").is_file():
+            scenes = data.concat([data.load("15-scene", s) for s in ("train", "test")])
+            make_voc(data.load("cifar-10", "test"), scenes, SMALL_SPEC, root)
+    return root

@@ -35,7 +35,7 @@ def check_claim(claim: claims.Claim, scale_name: str) -> tuple[claims.Estimate, 
     res = pipeline.results(scale_name, conds, probes=claim.probes(scale))  # trains what's missing
     assert all(len(res[c]) == len(scale.seeds) for c in conds + (pipeline.RANDOM,))
     metric = pipeline.primary_metric(scale_name)
-    chance = _chance(scale.targets[0])
+    chance = 0.0 if metric.endswith("/detect") else _chance(scale.targets[0])
     mean = {c: statistics.fmean(res[c][s][metric] for s in scale.seeds) for c in res}
     assert all(m > chance for c, m in mean.items() if c != pipeline.RANDOM), (mean, chance)
     best = max(mean[c] for c in conds)

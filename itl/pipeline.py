@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from itl import data, models, runs, scales, subsets, train, transfer
+from itl import data, detection, models, runs, scales, subsets, train, transfer
 
 PROTOCOL = 1  # bump when a change to training or transfer code makes old runs incomparable
-METHODS = ("finetune", "linear", "knn")
+METHODS = ("finetune", "linear", "knn")  # classification targets; detection targets: "detect"
 RANDOM = "random"  # the pre-training of a randomly initialised network: none
 
 
@@ -81,17 +81,23 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
                  compute: bool = True) -> dict | None:
     """Metrics of transferring pre-training `run` (or RANDOM) to `target` with `method`."""
     scale = scales.get(scale_name)
-    if method not in METHODS:
-        raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}")
-    settings = {"finetune": scale.finetune, "linear": scale.probe, "knn": scale.knn}[method]
+    if method not in METHODS + ("detect",):
+        raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}, detect")
+    settings = {"finetune": scale.finetune, "linear": scale.probe, "knn": scale.knn,
+                "detect": scale.detect}[method]
     name, _, rule = target.partition("|")
     cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run,
            "target": data.fingerprint(name) + (f"|{rule}" if rule else ""),
            "method": method, "settings": asdict(settings), "seed": seed}
 
     def go(_d):
-        tr, te = target_images(target, "train", seed), target_images(target, "test", seed)
         net = _pretrained_net(scale, run)
+        if method == "detect":
+            if net is None:
+                net = models.build(scale.pretrain.model, 2, seed)
+            return detection.finetune_detector(net, detection.voc_root(target), settings, seed,
+                                               train.device())
+        tr, te = target_images(target, "train", seed), target_images(target, "test", seed)
         if method == "finetune":
             return transfer.finetune(net, scale.pretrain.model, tr, te, settings, seed)
         if net is None:
@@ -117,6 +123,7 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
             return None
         out, run = {"source_top1": pre["source_top1"], "pretrain_run": pre["run"]}, pre["run"]
     pairs = [(t, m) for t in scale.targets for m in METHODS] + list(probes)
+    pairs += [(t, "detect") for t in scale.detection]
     for target, method in pairs:
         r = transfer_one(scale_name, run, target, method, seed, compute)
         if r is None:
@@ -126,8 +133,12 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
 
 
 def primary_metric(scale_name: str) -> str:
-    """The transfer result a claim is judged on: the paper's fine-tuning on the first target."""
-    return f"{scales.get(scale_name).targets[0]}/finetune"
+    """The transfer result a claim is judged on: detection (the paper's headline PASCAL-DET)
+    where the scale has a detection target, else fine-tuning on the first target."""
+    scale = scales.get(scale_name)
+    if scale.detection:
+        return f"{scale.detection[0]}/detect"
+    return f"{scale.targets[0]}/finetune"
 
 
 def results(scale_name: str, conditions: tuple[str, ...], compute: bool = True,

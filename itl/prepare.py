@@ -42,6 +42,7 @@ DATASETS = {  # name -> folder inside the shards folder / the unpacked distribut
     "tiny-imagenet-200": "tiny-imagenet-200",
     "15-scene": "15-scene",
     "cifar-10": "cifar-10",
+    "bccd": "bccd",  # VOC-format detection set: unpacked as is, no image cache
 }
 SIZE = 64  # pixels: the small scale's resolution (AlexNet needs at least 63)
 SCENE_TRAIN_PER_CLASS = 100  # 15-Scene's standard protocol (Lazebnik et al. 2006)
@@ -271,6 +272,8 @@ def prepare(name: str, source: Path, size: int = SIZE) -> Path:
             _unpack(source, unpacked)
         else:
             unpacked = source  # a folder already laid out
+        if name == "bccd":
+            return _install_voc(unpacked, top, staging)
         sets = _read(name, unpacked, size)
         built = staging / name
         built.mkdir()
@@ -291,6 +294,24 @@ def prepare(name: str, source: Path, size: int = SIZE) -> Path:
         return final
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install_voc(unpacked: Path, top: Path, staging: Path) -> Path:
+    """Move a VOC-format folder (BCCD) into place once its layout is complete."""
+    from itl import detection
+    root = _find(unpacked, "Annotations")
+    if root is None or not (root / "JPEGImages").is_dir():
+        raise DataError(f"no VOC layout (Annotations/, JPEGImages/) under {unpacked}")
+    for split in ("train", "test"):
+        detection.read_voc(root, split)  # every listed annotation must parse
+    final = top / "BCCD"
+    if final.exists():
+        os.replace(final, staging / "old")
+    if root == unpacked:  # a folder laid out already: copy, never move the user's data
+        shutil.copytree(root, staging / "BCCD")
+        root = staging / "BCCD"
+    os.replace(root, final)
+    return final
 
 
 def load(name: str, split: str, size: int = SIZE) -> ImageSet:

@@ -33,6 +33,8 @@ def _metrics(claim: claims.Claim, scale: scales.Scale) -> list[tuple[str, str]]:
     for t in scale.targets:
         for m in pipeline.METHODS:
             cols.append((f"{t}/{m}", f"{t} {m}"))
+    for t in scale.detection:
+        cols.append((f"{t}/detect", f"{t} detection mAP"))
     for t, m in claim.probes(scale):
         name, _, rule = t.partition("|")  # a '|' would split a markdown table cell
         cols.append((f"{t}/{m}", f"{name}[{rule}] {m}" if rule else f"{name} {m}"))
@@ -72,7 +74,7 @@ def _markdown(s: dict) -> str:
     lines = [f"# {c.id}: {c.question}", "",
              f"Scale `{scale.name}`: source `{scale.source}`, model `{scale.pretrain.model}`, "
              f"seeds {list(scale.seeds)}. Cells are mean ± std over seeds (top-1 %).", ""]
-    for t in scale.targets:
+    for t in scale.targets + scale.detection:
         lines.append(f"- `{t}` stands in for the paper's {scale.paper_task.get(t, t)}.")
     lines += ["", s["table"], "",
               f"**Paper:** {c.statement}", ""]
@@ -165,7 +167,9 @@ def write_section(claim: claims.Claim, scale_name: str) -> dict:
     return s
 
 
-def write_summary(scale_name: str, sections: list[dict], wall_seconds: float) -> Path:
+def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
+    """reports/<scale>/summary.md; `wall_seconds` is the pytest session's (None when rendered
+    from the run store alone, as `itl report` and DVC do)."""
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
     rows = [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
              s["claim"].statement] for s in sections]
@@ -174,7 +178,9 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float) ->
             + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
                               "the paper's finding"], tablefmt="github")
             + f"\n\nHardware: {dev}, {os.cpu_count()} cores, {platform.platform()}. "
-            f"Wall time of this pytest session: {wall_seconds:.0f} s.\n")
+            + (f"Wall time of this pytest session: {wall_seconds:.0f} s.\n"
+               if wall_seconds is not None else
+               "Rendered from the run store; each run's metrics.json holds its own seconds.\n"))
     paths.atomic_write_text(out / "summary.md", text)
     return out / "summary.md"
 

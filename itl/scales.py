@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from itl.detection import DetectConfig
 from itl.train import PretrainConfig
 from itl.transfer import FinetuneConfig, KnnConfig, ProbeConfig
 
@@ -24,6 +25,8 @@ class Scale:
     probe: ProbeConfig
     knn: KnnConfig
     seeds: tuple[int, ...]
+    detection: tuple[str, ...] = ()  # VOC-format detection targets (itl.detection)
+    detect: DetectConfig = DetectConfig()
     overlap: str = "pascal-voc"  # whose synsets' classes Section 5.6a removes (itl.labels)
     extra: str | None = None  # held-out classes unrelated to the targets (Section 6)
 
@@ -37,7 +40,12 @@ SCALES = {
         probe=ProbeConfig(), knn=KnnConfig(k=10), seeds=(0, 1), extra="smoke-extra"),
     "small": Scale(
         name="small", source="tiny-imagenet-200", targets=("15-scene", "cifar-10"),
-        paper_task={"15-scene": "SUN-CLS", "cifar-10": "PASCAL-DET (objects, classification)"},
+        detection=("voc-cifar", "bccd"),
+        paper_task={"voc-cifar": "PASCAL-DET (generated VOC-format set: CIFAR-10 objects on "
+                                 "15-Scene backgrounds)",
+                    "bccd": "PASCAL-DET, out of domain (BCCD blood-cell detection)",
+                    "15-scene": "SUN-CLS",
+                    "cifar-10": "object classification (CIFAR-10 plays PASCAL's role)"},
         pretrain=PretrainConfig(model="alexnet", epochs=30, batch_size=256, lr=0.02),
         finetune=FinetuneConfig(epochs=10, batch_size=128, lr=0.002),
         probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2), overlap="cifar-10"),

@@ -77,7 +77,7 @@ def transfer(scale_name: str, claim: claims.Claim, out: Path) -> None:
 
 def render(scale_name: str, cs: list[claims.Claim]) -> None:
     sections = [report.write_section(c, scale_name) for c in cs]
-    report.write_summary(scale_name, sections, 0.0)
+    report.write_summary(scale_name, sections, None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,14 +47,19 @@ def test_map_over_classes_skips_classes_without_ground_truth():
     assert math.isnan(r["AP"]["bird"]) and r["mAP"] == pytest.approx(75.0)
 
 
-def test_generated_voc_set_round_trips(tmp_path):
+def _voc(root, n_objects, n_train, n_test, seed=0):
+    """A generated set from random two-class objects on black backgrounds."""
     g = torch.Generator().manual_seed(0)
-    objects = ImageSet(torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8, generator=g),
-                       torch.arange(10) % 2, ("cat", "ship"))
+    objects = ImageSet(torch.randint(0, 256, (n_objects, 3, 32, 32), dtype=torch.uint8,
+                                     generator=g), torch.arange(n_objects) % 2, ("cat", "ship"))
     backgrounds = ImageSet(torch.zeros(3, 3, 64, 64, dtype=torch.uint8), torch.zeros(3),
                            ("scene",))
-    spec = det.VocSpec(n_train=6, n_test=4, size=96, seed=1)
-    out = det.make_voc(objects, backgrounds, spec, tmp_path / "voc")
+    spec = det.VocSpec(n_train=n_train, n_test=n_test, size=96, seed=seed)
+    return objects, backgrounds, spec, det.make_voc(objects, backgrounds, spec, root)
+
+
+def test_generated_voc_set_round_trips(tmp_path):
+    objects, backgrounds, spec, out = _voc(tmp_path / "voc", 10, 6, 4, seed=1)
     train = det.read_voc(out, "train")
     assert len(train) == 6 and len(det.read_voc(out, "test")) == 4
     for a in train:
@@ -78,3 +83,18 @@ def test_bccd_reads_as_voc(reference, tmp_path):
         t.extractall(tmp_path, filter="data")
     test = det.read_voc(tmp_path / "BCCD", "test")
     assert test and {lab for a in test for lab in a.labels} <= {"RBC", "WBC", "Platelets"}
+
+
+def test_faster_rcnn_trains_on_a_pretrained_trunk_and_scores(tmp_path):
+    from itl import models
+    root = _voc(tmp_path / "voc", 6, 4, 2)[3]
+    net = models.build("alexnet", 10, seed=0)
+    trunk, channels = det.conv_trunk(net)
+    assert channels == 256 and det.conv_trunk(models.build("small_cnn", 3, 0))[1] == 96
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    r = det.finetune_detector(net, root, det.DetectConfig(epochs=1, batch_size=2), seed=0,
+                              device=torch.device("cpu"))
+    assert 0.0 <= r["mAP"] <= 100.0 and r["steps"] == 2
+    assert r["AP"] and set(r["AP"]) <= {"cat", "ship"}
+    assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items()), \
+        "fine-tuning must train the trunk too"

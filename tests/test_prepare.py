@@ -162,3 +162,13 @@ def test_real_15_scene_shards(data_dir):
     prepare.prepare("15-scene", shards)
     tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
     assert (len(tr), len(te), len(tr.classes)) == (1500, 2985, 15)
+
+
+def test_real_bccd_shard_is_installed_as_voc(data_dir):
+    from itl import detection
+    shards = Path(__file__).resolve().parents[2] / "shared" / "data"
+    if not (shards / "SHA256SUMS").is_file():
+        pytest.skip(f"no shards at {shards}")
+    root = prepare.prepare("bccd", shards)
+    assert detection.voc_root("bccd") == root
+    assert len(detection.read_voc(root, "train")) > 100
