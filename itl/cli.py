@@ -105,6 +105,12 @@ def cmd_data(a: argparse.Namespace) -> int:
     from itl import prepare
     out = prepare.prepare(a.name, Path(a.source), a.size)
     for split in ("train", "test"):
+        if a.name == "bccd":  # detection: VOC files, no image cache
+            from itl import detection
+            anns = detection.read_voc(out, split)
+            print(f"{a.name} {split}: {len(anns)} images, "
+                  f"{sum(len(x.labels) for x in anns)} boxes")
+            continue
         images = prepare.load(a.name, split, a.size)
         print(f"{a.name} {split}: {len(images)} images, {len(images.classes)} classes, "
               f"{tuple(images.x.shape[1:])}")
