@@ -109,9 +109,9 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
     for step in range(first_step, first_step + n_steps):
         idx = batch_indices(len(train), step, batch, seed)
         params = data.augment_params(batch, pad, rng.generator("augment", seed, step))
-        mine = idx[lo:hi].to(train.x.device)
-        x = data.apply_augment(train.x[mine], pad, *(p[lo:hi] for p in params))
-        y = train.y[mine].to(acc.device, non_blocking=True)
+        mine = idx[lo:hi]
+        x = data.apply_augment(train.x[mine.to(train.x.device)], pad, *(p[lo:hi] for p in params))
+        y = train.y[mine].to(acc.device, non_blocking=True)  # labels stay on the CPU
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
             out = net(_input(x, acc))
             loss = F.cross_entropy(out.float(), y)
