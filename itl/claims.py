@@ -340,8 +340,7 @@ SECTION5_6B = Claim(
 def _extra(scale: scales.Scale) -> str:
     if scale.extra is None:
         raise ValueError(f"scale {scale.name} names no held-out extra classes")
-    from itl import data
-    return f"extra={len(data.load(scale.extra, 'train').classes)}"
+    return f"extra={len(labels.dataset_leaves(scale.extra))}"
 
 
 def _section6(r: dict, scale: scales.Scale) -> list[float]:

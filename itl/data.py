@@ -46,6 +46,9 @@ def fingerprint(name: str) -> str:
     """What identifies a data set's content in a run's config."""
     if "+" in name:
         return "+".join(fingerprint(n) for n in name.split("+"))
+    if ":" in name:
+        base, _, view = name.partition(":")
+        return f"{fingerprint(base)}:{view}"
     if name in SMOKE_SPECS:
         return f"smoke-{spec_hash(asdict(SMOKE_SPECS[name]))}"
     if name in REAL:  # a prepared cache: the digest its preparation wrote
@@ -84,6 +87,15 @@ def load(name: str, split: str) -> ImageSet:
         raise DataError(f"unknown split {split!r} of {name}: choose train or test")
     if "+" in name:
         return concat([load(n, split) for n in name.split("+")])
+    if ":" in name:  # a class view: name:main / name:extra (labels.view_leaves)
+        base, _, view = name.partition(":")
+        full = load(base, split)
+        keep = labels.view_leaves(base, view, list(full.classes))
+        lut = torch.full((len(full.classes),), -1, dtype=torch.int64)
+        for i, c in enumerate(keep):
+            lut[full.classes.index(c)] = i
+        y = lut[full.y]
+        return ImageSet(full.x[y >= 0], y[y >= 0], tuple(keep))
     if name in SMOKE_SPECS:
         return _load_smoke(SMOKE_SPECS[name], split)
     if name in REAL:

@@ -43,15 +43,47 @@ def imagenet1k_wnids() -> list[str]:
     return [table[str(i)] for i in range(1000)]
 
 
-DATASETS = ("imagenet-1k", "tiny-imagenet-200", "smoke")
+DATASETS = ("imagenet-1k", "tiny-imagenet-200", "smoke")  # sources; views: NAME:main, NAME:extra
+
+
+# Section 6 at small scale adds classes "held out of the main set": a fixed draw of Tiny
+# ImageNet classes unrelated to the target (under none of CIFAR-10's synsets), kept out of every
+# other condition. name -> (target whose classes they avoid, how many, seed)
+HELD_OUT = {"tiny-imagenet-200": ("cifar-10", 40, 0)}
+
+
+def held_out(name: str, leaves: Sequence[str]) -> list[str]:
+    """The classes of data set `name` held out of its main set (sorted)."""
+    if name not in HELD_OUT:
+        raise ValueError(f"{name} holds no classes out: only {', '.join(HELD_OUT)} do")
+    target, k, seed = HELD_OUT[name]
+    pool = sorted(without_target(wordnet.load(), leaves, target))
+    random.Random(seed).shuffle(pool)
+    return sorted(pool[:k])
+
+
+def view_leaves(name: str, view: str, leaves: Sequence[str]) -> list[str]:
+    """The classes of `name:view`: `main` (all but the held-out) or `extra` (the held-out)."""
+    out = set(held_out(name, leaves))
+    if view == "extra":
+        return [c for c in leaves if c in out]
+    if view == "main":
+        return [c for c in leaves if c not in out]
+    raise ValueError(f"unknown view {name}:{view}: use :main or :extra")
 
 
 def dataset_leaves(name: str) -> list[str]:
-    """The leaf classes (wnids) of a source data set, in its label order."""
+    """The leaf classes (wnids) of a source data set, in its label order; `name:main` and
+    `name:extra` split off the held-out classes."""
+    if ":" in name:
+        base, _, view = name.partition(":")
+        return view_leaves(base, view, dataset_leaves(base))
     if name == "imagenet-1k":
         return imagenet1k_wnids()
     if name == "smoke":
         return list(smoke.SOURCE_CLASSES)
+    if name == "smoke-extra":
+        return list(smoke.EXTRA_CLASSES)
     if name == "tiny-imagenet-200":
         f = paths.data_dir() / "tiny-imagenet-200" / "wnids.txt"
         if not f.is_file():

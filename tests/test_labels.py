@@ -58,3 +58,20 @@ def test_tiny_imagenet_levels_splits_and_cifar_removal(tiny):
     assert got[("down-up", 918)] == 185 and got[("down-up", 9)] == 2
     r, m = labels.random_split(H, tiny, 0), labels.minimal_split(H, tiny)
     assert (len(r.a), len(m.a)) == (100, 100) and m.shared_ancestors < r.shared_ancestors
+
+
+def test_tiny_imagenet_holds_out_40_classes_unrelated_to_cifar(tiny):
+    main = labels.dataset_leaves("tiny-imagenet-200:main")
+    extra = labels.dataset_leaves("tiny-imagenet-200:extra")
+    assert (len(main), len(extra)) == (160, 40) and set(main) | set(extra) == set(tiny)
+    assert not set(main) & set(extra)
+    assert labels.without_target(H, extra, "cifar-10") == extra
+
+
+def test_every_claim_resolves_its_conditions_at_small_scale(tiny):
+    from itl import claims, scales
+    small = scales.get("small")
+    for c in claims.CLAIMS.values():
+        conds = c.conditions(small)
+        assert conds and len(set(conds)) == len(conds), c.id
+    assert claims.level(small, "up-down", 127) == "labels=up-down:6"
