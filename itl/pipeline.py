@@ -27,9 +27,11 @@ def source_name(scale: scales.Scale, subset: str) -> str:
 
 
 def manifest(scale: scales.Scale, subset: str, seed: int) -> subsets.Manifest:
-    main = len(data.load(scale.source, "train").classes)
     name = source_name(scale, subset)
-    m = subsets.build(subset, data.load(name, "train"), name, seed, main=main)
+    images = data.load(name, "train")
+    main = (len(images.classes) if name == scale.source
+            else len(data.load(scale.source, "train").classes))
+    m = subsets.build(subset, images, name, seed, main=main)
     subsets.save(m)
     return m
 

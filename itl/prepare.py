@@ -15,6 +15,7 @@ one error naming it and leaves nothing that looks prepared. Nothing here touches
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -320,8 +321,16 @@ def load(name: str, split: str, size: int = SIZE) -> ImageSet:
         raise DataError(f"data set {name!r} is not prepared under {paths.data_dir()} "
                         f"(ITL_DATA): run `itl data prepare {name} --from PATH` "
                         "(a folder of shards with SHA256SUMS, or the original archive)")
+    st = f.stat()
+    return _read_cache(str(f.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cache(f: str, mtime_ns: int, size: int) -> ImageSet:
+    """One read per cache file and version (Tiny ImageNet's is 1.2 GB): a process that builds
+    many manifests or runs reads it once."""
     try:
         blob = torch.load(f, weights_only=True)
     except Exception as e:  # noqa: BLE001
-        raise DataError(f"corrupt data cache {f} ({e}); prepare {name} again") from e
+        raise DataError(f"corrupt data cache {f} ({e}); prepare it again") from e
     return ImageSet(blob["x"], blob["y"], tuple(blob["classes"]))
