@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from itl import labels, paths, smoke, wordnet
 
@@ -30,6 +33,43 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.y)
+
+
+# torchvision 0.29 announces that its JPEG/PNG codecs will move to TorchCodec; they work, and
+# itl decodes each image once, so the notice is noise here.
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
+                        category=DeprecationWarning)
+
+
+def decode_rgb(f: Path) -> torch.Tensor:
+    """An image file as uint8 RGB (3 x H x W); an unreadable file is a DataError naming it."""
+    try:
+        return torchvision.io.decode_image(str(f), mode=torchvision.io.ImageReadMode.RGB)
+    except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable image
+        raise DataError(f"unreadable image {f}: {e}") from e
+
+
+def read_cache(f: Path, remedy: str) -> ImageSet:
+    """An ImageSet saved by itl (torch file of x, y, classes); unreadable: a DataError."""
+    try:
+        blob = torch.load(f, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable cache is the same problem
+        raise DataError(f"corrupt data cache {f} ({e}); {remedy}") from e
+    return ImageSet(blob["x"], blob["y"], tuple(blob["classes"]))
+
+
+def relabel(images: ImageSet, label_of: dict[str, str], classes: list[str],
+            indices: list[int] | None = None) -> ImageSet:
+    """The images (all, or those at `indices`) whose class is in `label_of`, labelled by the
+    position of label_of[class] in `classes`."""
+    lut = torch.full((len(images.classes),), -1, dtype=torch.int64)
+    for leaf, merged in label_of.items():
+        lut[images.classes.index(leaf)] = classes.index(merged)
+    idx = torch.arange(len(images)) if indices is None else torch.tensor(indices,
+                                                                          dtype=torch.int64)
+    y = lut[images.y[idx]]
+    keep = y >= 0
+    return ImageSet(images.x[idx[keep]], y[keep], tuple(classes))
 
 
 SMOKE_SPECS = {s.name: s for s in (smoke.SOURCE, smoke.TARGET, smoke.EXTRA)}
@@ -60,11 +100,7 @@ def fingerprint(name: str) -> str:
 def _load_smoke(spec: smoke.SmokeSpec, split: str) -> ImageSet:
     cache = paths.data_dir() / "smoke" / f"{spec.name}-{spec_hash(asdict(spec))}-{split}.pt"
     if cache.exists():
-        try:
-            blob = torch.load(cache, weights_only=True)
-            return ImageSet(blob["x"], blob["y"], tuple(blob["classes"]))
-        except Exception as e:  # noqa: BLE001 - any unreadable cache is the same problem
-            raise DataError(f"corrupt data cache {cache} ({e}); delete it to regenerate") from e
+        return read_cache(cache, "delete it to regenerate")
     x, y = smoke.generate(spec, split, wordnet.load(), labels.imagenet1k_wnids())
     paths.ensure_writable(cache.parent)
     paths.atomic_torch_save(cache, {"x": x, "y": y, "classes": list(spec.classes)})
@@ -91,11 +127,7 @@ def load(name: str, split: str) -> ImageSet:
         base, _, view = name.partition(":")
         full = load(base, split)
         keep = labels.view_leaves(base, view, list(full.classes))
-        lut = torch.full((len(full.classes),), -1, dtype=torch.int64)
-        for i, c in enumerate(keep):
-            lut[full.classes.index(c)] = i
-        y = lut[full.y]
-        return ImageSet(full.x[y >= 0], y[y >= 0], tuple(keep))
+        return relabel(full, {c: c for c in keep}, keep)
     if name in SMOKE_SPECS:
         return _load_smoke(SMOKE_SPECS[name], split)
     if name in REAL:

@@ -245,14 +245,8 @@ def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectCon
 
 
 def _load_images(root: Path, anns: list[Annotation]) -> list[torch.Tensor]:
-    out = []
-    for a in anns:
-        f = root / "JPEGImages" / f"{a.image}.jpg"
-        try:
-            out.append(torchvision.io.decode_image(str(f), mode=torchvision.io.ImageReadMode.RGB))
-        except Exception as e:  # noqa: BLE001
-            raise DataError(f"unreadable image {f}: {e}") from e
-    return out
+    from itl import data
+    return [data.decode_rgb(root / "JPEGImages" / f"{a.image}.jpg") for a in anns]
 
 
 def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed: int,

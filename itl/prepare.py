@@ -22,22 +22,15 @@ import pickle
 import shutil
 import tarfile
 import tempfile
-import warnings
 import zipfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from tqdm import tqdm
 
-from itl import paths, rng
+from itl import data, paths, rng
 from itl.data import DataError, ImageSet
-
-# torchvision 0.29 announces that its JPEG/PNG codecs will move to TorchCodec; they work, and
-# itl decodes each image once, so the notice is noise here.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
-                        category=DeprecationWarning)
 
 DATASETS = {  # name -> folder inside the shards folder / the unpacked distribution
     "tiny-imagenet-200": "tiny-imagenet-200",
@@ -109,10 +102,7 @@ def _find(root: Path, marker: str) -> Path | None:
 
 
 def _decode(f: Path, size: int) -> torch.Tensor:
-    try:
-        img = torchvision.io.decode_image(str(f), mode=torchvision.io.ImageReadMode.RGB)
-    except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable image
-        raise DataError(f"unreadable image {f}: {e}") from e
+    img = data.decode_rgb(f)
     if img.shape[-2:] != (size, size):
         img = F.interpolate(img[None].float(), size=(size, size), mode="bilinear",
                             antialias=True, align_corners=False)[0].round().clamp(0, 255)
@@ -329,8 +319,4 @@ def load(name: str, split: str, size: int = SIZE) -> ImageSet:
 def _read_cache(f: str, mtime_ns: int, size: int) -> ImageSet:
     """One read per cache file and version (Tiny ImageNet's is 1.2 GB): a process that builds
     many manifests or runs reads it once."""
-    try:
-        blob = torch.load(f, weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise DataError(f"corrupt data cache {f} ({e}); prepare it again") from e
-    return ImageSet(blob["x"], blob["y"], tuple(blob["classes"]))
+    return data.read_cache(Path(f), "prepare it again")

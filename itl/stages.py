@@ -8,7 +8,6 @@ first trains a condition and the other reuses it; a stage then copies what DVC s
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from itl import labels, paths, rng, wordnet
+from itl import data
 from itl.data import ImageSet
 
 FULL_IMAGES_PER_CLASS = 1000  # the paper's unit: ImageNet has ~1000 training images per class
@@ -198,13 +199,7 @@ def apply(m: Manifest, source: ImageSet, chosen_only: bool = True) -> ImageSet:
     if unknown:
         raise SubsetError(f"manifest {m.sha256[:12]} names classes not in {m.dataset}: "
                           f"{sorted(unknown)[:5]}")
-    lut = torch.full((len(source.classes),), -1, dtype=torch.int64)
-    for leaf, merged in m.label_of.items():
-        lut[source.classes.index(leaf)] = m.classes.index(merged)
-    idx = torch.tensor(m.indices if chosen_only else range(len(source)), dtype=torch.int64)
-    y = lut[source.y[idx]]
-    keep = y >= 0
-    return ImageSet(source.x[idx[keep]], y[keep], tuple(m.classes))
+    return data.relabel(source, m.label_of, m.classes, m.indices if chosen_only else None)
 
 
 def save(m: Manifest, folder: Path | None = None) -> Path:
