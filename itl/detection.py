@@ -210,6 +210,11 @@ class DetectConfig:
     weight_decay: float = 1e-4
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128)  # pixels
     score_threshold: float = 0.01  # detections kept for scoring
+    # the box head's work: sampled proposals per training image (Faster R-CNN's 512 suits
+    # 600 px images with many objects; Fast R-CNN used 64) and the width of its two fc layers
+    roi_samples: int = 512
+    box_features: int = 1024
+    proposals: int = 2000  # RPN proposals before and after NMS in training (half at test time)
 
 
 def conv_trunk(net: torch.nn.Module) -> tuple[torch.nn.Module, int]:
@@ -231,15 +236,22 @@ def conv_trunk(net: torch.nn.Module) -> tuple[torch.nn.Module, int]:
 def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectConfig):
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
     from itl import data
     trunk, channels = conv_trunk(net)
     trunk.out_channels = channels
+    pool = 7  # RoIAlign output, pixels of the trunk's feature map
     return FasterRCNN(
-        trunk, num_classes=len(classes) + 1,  # + background
+        trunk, num_classes=None,
         rpn_anchor_generator=AnchorGenerator((cfg.anchor_sizes,), ((0.5, 1.0, 2.0),)),
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=pool, sampling_ratio=2),
+        box_head=TwoMLPHead(channels * pool * pool, cfg.box_features),
+        box_predictor=FastRCNNPredictor(cfg.box_features, len(classes) + 1),  # + background
+        box_batch_size_per_image=cfg.roi_samples,
+        rpn_pre_nms_top_n_train=cfg.proposals, rpn_post_nms_top_n_train=cfg.proposals,
+        rpn_pre_nms_top_n_test=cfg.proposals // 2, rpn_post_nms_top_n_test=cfg.proposals // 2,
         min_size=size, max_size=size, image_mean=[data.MEAN] * 3, image_std=[data.STD] * 3,
         box_score_thresh=cfg.score_threshold)
 

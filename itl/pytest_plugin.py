@@ -16,6 +16,10 @@ from itl import claims, devices, report, scales
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--scale", default=os.environ.get("ITL_SCALE", "smoke"),
                      help="experiment scale: smoke (default), small or paper")
+    parser.addoption("--detection", default=os.environ.get("ITL_DETECTION", "on"),
+                     choices=scales.DETECTION,
+                     help="off: leave the scale's detection targets unrun (CPU); claims are "
+                          "then judged on the first classification target")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -25,6 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if name not in scales.SCALES:
         raise pytest.UsageError(f"unknown --scale {name!r}: choose one of "
                                 f"{', '.join(scales.SCALES)}")
+    os.environ["ITL_DETECTION"] = config.getoption("detection")  # read by scales.get
     if getattr(config.option, "dist", "no") == "load":
         # tests of one condition (it recurs across sections) go to one worker, in turn, so no
         # worker sits waiting on another's lock for a run it will only read

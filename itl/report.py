@@ -68,6 +68,11 @@ def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
             "paper": pv, "results": results}
 
 
+def _skipped_detection(scale: scales.Scale) -> tuple[str, ...]:
+    """The scale's detection targets left unrun by ITL_DETECTION=off."""
+    return tuple(t for t in scales.SCALES[scale.name].detection if t not in scale.detection)
+
+
 def _markdown(s: dict) -> str:
     c: claims.Claim = s["claim"]
     scale: scales.Scale = s["scale"]
@@ -76,6 +81,8 @@ def _markdown(s: dict) -> str:
              f"seeds {list(scale.seeds)}. Cells are mean ± std over seeds (top-1 %).", ""]
     for t in scale.targets + scale.detection:
         lines.append(f"- `{t}` stands in for the paper's {scale.paper_task.get(t, t)}.")
+    lines += [f"- `{t}` (the paper's {scale.paper_task.get(t, t)}) was not run "
+              f"(`ITL_DETECTION=off`)." for t in _skipped_detection(scale)]
     lines += ["", s["table"], "",
               f"**Paper:** {c.statement}", ""]
     for st in s["paper"].get("statements", []):
@@ -177,6 +184,9 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
     text = (f"# itl summary, scale `{scale_name}`\n\n"
             + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
                               "the paper's finding"], tablefmt="github")
+            + "".join(f"\n\nDetection target `{t}` not run (`ITL_DETECTION=off`): claims are "
+                      f"judged on `{pipeline.primary_metric(scale_name)}`."
+                      for t in _skipped_detection(scales.get(scale_name)))
             + f"\n\nHardware: {dev}, {os.cpu_count()} cores, {platform.platform()}. "
             + (f"Wall time of this pytest session: {wall_seconds:.0f} s.\n"
                if wall_seconds is not None else
