@@ -55,6 +55,7 @@ def cmd_report(a: argparse.Namespace) -> int:
         return 0
     sections = [report.write_section(c, a.scale) for c in claims.CLAIMS.values()]
     path = report.write_summary(a.scale, sections, None)
+    report.export_runs(a.scale)
     for s in sections:
         print(f"{s['claim'].id}: {s['verdict']} {s['estimate']}")
     print(path)

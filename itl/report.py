@@ -155,15 +155,23 @@ PLOTS = {"section4": ("figure1_images_per_class.png", _plot_images_per_class),
          "section5_1": ("figure2_number_of_classes.png", _plot_classes)}
 
 
+def _ran(s: dict) -> bool:
+    """Whether any pre-trained condition of the section has results (the random-init baseline
+    is shared by every section, so it does not count)."""
+    return any(c != pipeline.RANDOM for c in s["results"])
+
+
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
     """Render reports/<scale>/<section>.md (+ plot, + JSON) from the run store."""
     scale = scales.get(scale_name)
     res = pipeline.results(scale_name, claim.conditions(scale), compute=False,
                            probes=claim.probes(scale))
     s = section(claim, scale_name, res)
+    if not _ran(s):
+        return s  # nothing run for this claim at this scale: no files to show
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
     paths.atomic_write_text(out / f"{claim.id}.md", _markdown(s))
-    if claim.id in PLOTS and res:
+    if claim.id in PLOTS:
         name, plot = PLOTS[claim.id]
         plot(s, out / name)
     est = s["estimate"]
@@ -174,25 +182,77 @@ def write_section(claim: claims.Claim, scale_name: str) -> dict:
     return s
 
 
+def run_records(scale_name: str) -> list[tuple[str, dict, dict]]:
+    """(kind, config, metrics) of every finished run of the scale in the run store."""
+    out = []
+    for kind in ("pretrain", "transfer"):
+        for f in sorted((paths.runs_dir() / kind).glob("*/metrics.json")):
+            cfg = json.loads((f.parent / "config.json").read_text())
+            if cfg.get("scale") == scale_name:
+                out.append((kind, cfg, json.loads(f.read_text())))
+    return out
+
+
+def _timings(records: list[tuple[str, dict, dict]]) -> str:
+    """Seconds per run, by kind of run and the device that ran it (from each run's metrics)."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for kind, cfg, m in records:
+        what = "pre-training" if kind == "pretrain" else f"transfer: {cfg['method']}"
+        groups.setdefault((what, m["device"]), []).append(m["seconds"])
+    rows = [[what, dev, len(sec), claims.mean_std(sec), f"{max(sec):.0f}"]
+            for (what, dev), sec in sorted(groups.items())]
+    return tabulate(rows, ["run", "device", "runs", "seconds (mean ± std)", "max"],
+                    tablefmt="github")
+
+
+def _source_top1(sections: list[dict]) -> str:
+    for s in sections:
+        full = s["results"].get(claims.FULL)
+        if full:
+            top1 = claims.mean_std([r["source_top1"] for r in full.values()])
+            return (f"Source task ({s['scale'].source}, {s['scale'].pretrain.model}) top-1 "
+                    f"after full-data pre-training: {top1}% over {len(full)} seeds.\n\n")
+    return ""
+
+
 def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
-    """reports/<scale>/summary.md; `wall_seconds` is the pytest session's (None when rendered
-    from the run store alone, as `itl report` and DVC do)."""
+    """reports/<scale>/summary.md: verdicts of the sections that have results, the source
+    task's top-1, and the seconds and device of every run they are made of; `wall_seconds` is
+    the pytest session's (None when rendered from the run store, as `itl report` and DVC do)."""
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
+    ran = [s for s in sections if _ran(s)]
     rows = [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
-             s["claim"].statement] for s in sections]
-    dev = runs.provenance()["device"]
+             s["claim"].statement] for s in ran]
+    skipped = [s["claim"].id for s in sections if not _ran(s)]
     text = (f"# itl summary, scale `{scale_name}`\n\n"
             + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
                               "the paper's finding"], tablefmt="github")
+            + (f"\n\nNot run at this scale yet: {', '.join(skipped)}." if skipped else "")
             + "".join(f"\n\nDetection target `{t}` not run (`ITL_DETECTION=off`): claims are "
                       f"judged on `{pipeline.primary_metric(scale_name)}`."
                       for t in _skipped_detection(scales.get(scale_name)))
-            + f"\n\nHardware: {dev}, {os.cpu_count()} cores, {platform.platform()}. "
+            + "\n\n" + _source_top1(ran)
+            + "Seconds per run, as each run recorded them:\n\n"
+            + _timings(run_records(scale_name))
+            + f"\n\nRendered on {runs.provenance()['device']}, {os.cpu_count()} cores, "
+            + f"{platform.platform()}. "
             + (f"Wall time of this pytest session: {wall_seconds:.0f} s.\n"
-               if wall_seconds is not None else
-               "Rendered from the run store; each run's metrics.json holds its own seconds.\n"))
+               if wall_seconds is not None else "Rendered from the run store.\n"))
     paths.atomic_write_text(out / "summary.md", text)
     return out / "summary.md"
+
+
+def export_runs(scale_name: str) -> Path:
+    """reports/<scale>/runs/<kind>/<hash>/: config, metrics and per-epoch log of every run of
+    the scale (no checkpoints), to commit beside the report."""
+    out = paths.reports_dir() / scale_name / "runs"
+    for kind, cfg, m in run_records(scale_name):
+        d = paths.runs_dir() / m["run"]
+        for f in ("config.json", "metrics.json", "log.jsonl"):
+            if (d / f).exists():
+                paths.atomic_write_text(paths.ensure_writable(out / m["run"]) / f,
+                                        (d / f).read_text())
+    return out
 
 
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"

@@ -98,3 +98,20 @@ def test_faster_rcnn_trains_on_a_pretrained_trunk_and_scores(tmp_path):
     assert r["AP"] and set(r["AP"]) <= {"cat", "ship"}
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items()), \
         "fine-tuning must train the trunk too"
+
+
+def test_detector_settings_reach_faster_rcnn():
+    from itl import models
+    cfg = det.DetectConfig(roi_samples=16, box_features=32, proposals=100)
+    model = det.detector(models.build("strided_cnn", 10, 0), ["cat", "ship"], 64, cfg)
+    assert model.backbone.out_channels == 256
+    assert model.roi_heads.box_head.fc7.out_features == 32
+    assert model.roi_heads.box_predictor.cls_score.out_features == 3  # + background
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 16
+    assert model.rpn._pre_nms_top_n == {"training": 100, "testing": 50}
+    assert model.rpn._post_nms_top_n == {"training": 100, "testing": 50}
+    default = det.detector(models.build("small_cnn", 10, 0), ["cat"], 64, det.DetectConfig())
+    # the defaults are torchvision's own Faster R-CNN settings
+    assert default.roi_heads.box_head.fc7.out_features == 1024
+    assert default.roi_heads.fg_bg_sampler.batch_size_per_image == 512
+    assert default.rpn._post_nms_top_n == {"training": 2000, "testing": 1000}
