@@ -2,7 +2,7 @@
 
   itl reproduce [--scale S] [-k EXPR] [-n N]    run the experiment tests and render reports/
   itl pretrain --subset RULE --seed N [--scale S]   train (or reuse) one run; prints its folder
-  itl report [--scale S] [--readme README.md]   render reports/<scale>/ from the run store
+  itl report [--scale S] [--runs] [--readme R]  render reports/<scale>/ from the run store
   itl labels DATASET (--scheme down-up|up-down --classes N | --without TARGET | --list |
                       --describe)
   itl subsets RULE --seed N [--scale S]         write one subset manifest; prints its path
@@ -55,7 +55,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         return 0
     sections = [report.write_section(c, a.scale) for c in claims.CLAIMS.values()]
     path = report.write_summary(a.scale, sections, None)
-    report.export_runs(a.scale)
+    if a.runs:
+        print(report.export_runs(a.scale))
     for s in sections:
         print(f"{s['claim'].id}: {s['verdict']} {s['estimate']}")
     print(path)
@@ -137,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
     _scale(o)
     o.add_argument("--readme", help="instead, rewrite the results table of this README from "
                    "reports/")
+    o.add_argument("--runs", action="store_true", help="also copy every run's config, metrics "
+                   "and log (no checkpoints) to reports/<scale>/runs/, to commit with the report")
     o.set_defaults(fn=cmd_report)
     lb = sub.add_parser("labels", help="WordNet label sets of a data set")
     lb.add_argument("dataset")

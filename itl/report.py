@@ -28,16 +28,21 @@ def paper_values() -> dict:
     return json.loads(text)
 
 
+def _shown(target: str) -> str:
+    """A target as a table shows it: `name[rule]` (a '|' would split a markdown table cell)."""
+    name, _, rule = target.partition("|")
+    return f"{name}[{rule}]" if rule else name
+
+
 def _metrics(claim: claims.Claim, scale: scales.Scale) -> list[tuple[str, str]]:
     cols = [("source_top1", "source top-1 (own labels)")]
     for t in scale.targets:
         for m in pipeline.METHODS:
-            cols.append((f"{t}/{m}", f"{t} {m}"))
+            cols.append((f"{t}/{m}", f"{_shown(t)} {m}"))
     for t in scale.detection:
         cols.append((f"{t}/detect", f"{t} detection mAP"))
     for t, m in claim.probes(scale):
-        name, _, rule = t.partition("|")  # a '|' would split a markdown table cell
-        cols.append((f"{t}/{m}", f"{name}[{rule}] {m}" if rule else f"{name} {m}"))
+        cols.append((f"{t}/{m}", f"{_shown(t)} {m}"))
     return cols
 
 
@@ -104,7 +109,7 @@ def _plot_images_per_class(s: dict, path: Path) -> None:
     res = s["results"]
     conds = [c for c in s["claim"].conditions(scale) if c in res]
     keys = [("source_top1", "source top-1"), (s["metric"], s["metric"])]
-    keys += [(f"{t}/linear", f"{t} linear probe") for t in scale.targets]
+    keys += [(f"{t}/linear", f"{_shown(t)} linear probe") for t in scale.targets]
     _plot(s, path, conds, [int(c.split("=")[1]) for c in conds], keys,
           "pre-training images per class (paper's units; 1000 = full source)")
 
@@ -119,7 +124,7 @@ def _plot_classes(s: dict, path: Path) -> None:
     conds = sorted(count, key=count.get)
     keys = [(f"{claims.fine_probe(scale)}/linear", "source, fine classes (last layer re-trained)"),
             (s["metric"], s["metric"])]
-    keys += [(f"{t}/linear", f"{t} linear probe") for t in scale.targets]
+    keys += [(f"{t}/linear", f"{_shown(t)} linear probe") for t in scale.targets]
     _plot(s, path, conds, [count[c] for c in conds], keys,
           f"pre-training classes (WordNet levels of the {n_full} source classes)")
 
