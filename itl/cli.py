@@ -58,7 +58,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     if a.runs:
         print(report.export_runs(a.scale))
     for s in sections:
-        print(f"{s['claim'].id}: {s['verdict']} {s['estimate']}")
+        print(f"{s['claim'].id}: " + (f"{s['verdict']} {s['estimate']}"
+                                      if report.has_results(s) else "not run"))
     print(path)
     return 0
 

@@ -160,7 +160,7 @@ PLOTS = {"section4": ("figure1_images_per_class.png", _plot_images_per_class),
          "section5_1": ("figure2_number_of_classes.png", _plot_classes)}
 
 
-def _ran(s: dict) -> bool:
+def has_results(s: dict) -> bool:
     """Whether any pre-trained condition of the section has results (the random-init baseline
     is shared by every section, so it does not count)."""
     return any(c != pipeline.RANDOM for c in s["results"])
@@ -172,7 +172,7 @@ def write_section(claim: claims.Claim, scale_name: str) -> dict:
     res = pipeline.results(scale_name, claim.conditions(scale), compute=False,
                            probes=claim.probes(scale))
     s = section(claim, scale_name, res)
-    if not _ran(s):
+    if not has_results(s):
         return s  # nothing run for this claim at this scale: no files to show
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
     paths.atomic_write_text(out / f"{claim.id}.md", _markdown(s))
@@ -220,22 +220,29 @@ def _source_top1(sections: list[dict]) -> str:
     return ""
 
 
+def _detection_note(scale_name: str) -> str:
+    skipped = _skipped_detection(scales.get(scale_name))
+    if not skipped:
+        return ""
+    return (f"\n\nDetection ({', '.join(f'`{t}`' for t in skipped)}) not run "
+            f"(`ITL_DETECTION=off`): claims are judged on "
+            f"`{pipeline.primary_metric(scale_name)}`.")
+
+
 def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
     """reports/<scale>/summary.md: verdicts of the sections that have results, the source
     task's top-1, and the seconds and device of every run they are made of; `wall_seconds` is
     the pytest session's (None when rendered from the run store, as `itl report` and DVC do)."""
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
-    ran = [s for s in sections if _ran(s)]
+    ran = [s for s in sections if has_results(s)]
     rows = [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
              s["claim"].statement] for s in ran]
-    skipped = [s["claim"].id for s in sections if not _ran(s)]
+    skipped = [s["claim"].id for s in sections if not has_results(s)]
     text = (f"# itl summary, scale `{scale_name}`\n\n"
             + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
                               "the paper's finding"], tablefmt="github")
             + (f"\n\nNot run at this scale yet: {', '.join(skipped)}." if skipped else "")
-            + "".join(f"\n\nDetection target `{t}` not run (`ITL_DETECTION=off`): claims are "
-                      f"judged on `{pipeline.primary_metric(scale_name)}`."
-                      for t in _skipped_detection(scales.get(scale_name)))
+            + _detection_note(scale_name)
             + "\n\n" + _source_top1(ran)
             + "Seconds per run, as each run recorded them:\n\n"
             + _timings(run_records(scale_name))
