@@ -68,15 +68,17 @@ def _pretrained_net(scale: scales.Scale, run: str) -> models.Net | None:
 
 
 def target_images(target: str, split: str, seed: int) -> data.ImageSet:
-    """A target's images. `target` is a data set name, optionally with a subset rule applied to
-    its classes (all images kept): `smoke|labels=down-up:2` is the smoke source with coarse
-    labels, `smoke|split=random:b` its half B (the split drawn with `seed`)."""
+    """A target's images. `target` is a data set name, optionally with a subset rule drawn (with
+    `seed`) from its training split: `smoke|labels=down-up:2` is the smoke source with coarse
+    labels, `smoke|split=random:b` its half B, `cifar-10|images-per-class=40` CIFAR-10 with 200
+    training images per class. The rule picks training images; a test split keeps every image
+    of the classes the rule keeps."""
     name, _, rule = target.partition("|")
     images = data.load(name, split)
     if not rule:
         return images
     m = subsets.build(rule, data.load(name, "train"), name, seed)
-    return subsets.apply(m, images, chosen_only=False)
+    return subsets.apply(m, images, chosen_only=split == "train")
 
 
 def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,

@@ -87,3 +87,18 @@ def test_a_level_that_does_not_exist_lists_the_available(source):
                                  ("budget=500x1000", "classes=500"), ("classes=1000", "full")])
 def test_the_same_data_under_another_name_is_the_same_manifest(a, b, source):
     assert subsets.build(a, source, "smoke", 0).sha256 == subsets.build(b, source, "smoke", 0).sha256
+
+
+def test_a_target_rule_picks_training_images_and_keeps_every_test_image_of_its_classes():
+    from itl import pipeline
+    train, test = data.load("smoke-target", "train"), data.load("smoke-target", "test")
+    fewer = pipeline.target_images("smoke-target|images-per-class=500", "train", 0)
+    assert len(fewer) == len(train) // 2 and fewer.classes == train.classes
+    assert len(pipeline.target_images("smoke-target|images-per-class=500", "test", 0)) == len(test)
+    half = pipeline.target_images("smoke|split=random:b", "train", 0)
+    source = data.load("smoke", "train")
+    assert len(half.classes) == 8 and len(half) == len(source) // 2  # every image of half B
+    assert len(pipeline.target_images("smoke|split=random:b", "test", 0)) == len(
+        data.load("smoke", "test")) // 2
+    coarse = pipeline.target_images("smoke|labels=down-up:2", "train", 0)
+    assert len(coarse) == len(source) and len(coarse.classes) == 2
