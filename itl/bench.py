@@ -4,6 +4,11 @@ beside a plain torchvision `ImageFolder` + `DataLoader` loop on the same model, 
 and precision. Prints a table and writes it to `reports/benchmarks/`.
 
     python -m itl.bench --scale smoke [--steps 60] [--workers 2]
+    python -m itl.bench --scale small --synthetic   # random images of Tiny ImageNet's shape
+
+It also projects the seconds of one whole pre-training of the scale (its schedule's steps at
+the measured rate). `--synthetic` times a machine the prepared data cannot reach (a lent GPU):
+random uint8 images in the shape of the scale's source, the same work per step.
 """
 from __future__ import annotations
 
@@ -92,6 +97,22 @@ def folder_loop(scale: scales.Scale, images: data.ImageSet, steps: int, warmup: 
         return steps * cfg.batch_size / (time.perf_counter() - t)
 
 
+# (images, pixels, classes) of each scale's full source, for --synthetic: Tiny ImageNet's
+# 160-class main set at small (itl.scales)
+SOURCE_SHAPES = {"small": (80_000, 64, 160)}
+
+
+def synthetic(scale_name: str, seed: int = 0) -> data.ImageSet:
+    """Random uint8 images and labels in the shape of the scale's full source."""
+    if scale_name not in SOURCE_SHAPES:
+        raise ValueError(f"no synthetic source for scale {scale_name!r}: choose one of "
+                         f"{', '.join(SOURCE_SHAPES)}")
+    n, px, c = SOURCE_SHAPES[scale_name]
+    g = torch.Generator().manual_seed(seed)
+    return data.ImageSet(torch.randint(0, 256, (n, 3, px, px), dtype=torch.uint8, generator=g),
+                         torch.arange(n) % c, [f"class{k:03d}" for k in range(c)])
+
+
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -103,25 +124,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", default="smoke")
     ap.add_argument("--steps", type=int, default=60, help="timed steps per loop")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
-    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers")
+    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (0: skip the "
+                    "ImageFolder loop)")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="random images in the shape of the scale's source (SOURCE_SHAPES)")
     a = ap.parse_args(argv)
     scale = scales.get(a.scale)
-    src = data.load(scale.source, "train")
-    images = subsets.apply(pipeline.manifest(scale, "full", 0), src)
+    if a.synthetic:
+        images = synthetic(a.scale)
+    else:
+        src = data.load(scale.source, "train")
+        images = subsets.apply(pipeline.manifest(scale, "full", 0), src)
     dev = runs.provenance()["device"]
-    rows = [["itl (uint8 tensor, batched augmentation)", round(itl_loop(scale, images, a.steps,
-                                                                      a.warmup))],
-            [f"ImageFolder + DataLoader ({a.workers} workers)",
-             round(folder_loop(scale, images, a.steps, a.warmup, a.workers))]]
+    ips = itl_loop(scale, images, a.steps, a.warmup)
+    rows = [["itl (uint8 tensor, batched augmentation)", round(ips)]]
+    if a.workers > 0:
+        rows.append([f"ImageFolder + DataLoader ({a.workers} workers)",
+                     round(folder_loop(scale, images, a.steps, a.warmup, a.workers))])
     table = tabulate(rows, ["pre-training loop", "images/s"], tablefmt="github")
+    steps = train.schedule(scale.pretrain, len(images)).steps
     head = (f"Scale `{a.scale}`, model `{scale.pretrain.model}`, batch "
-            f"{scale.pretrain.batch_size}, {tuple(images.x.shape[1:])} images, {a.steps} timed "
-            f"steps after {a.warmup} warm-up; device: {dev}.")
+            f"{scale.pretrain.batch_size}, {tuple(images.x.shape[1:])} images"
+            f"{' (synthetic)' if a.synthetic else ''}, {a.steps} timed steps after {a.warmup} "
+            f"warm-up; device: {dev}. One whole pre-training ({steps} steps) at the itl rate: "
+            f"{steps * scale.pretrain.batch_size / ips:.0f} s of training steps (projected; "
+            f"per-epoch evaluation and start-up not included).")
     print(head)
     print(table)
     out = paths.ensure_writable(paths.reports_dir() / "benchmarks")
     tag = "cuda" if torch.cuda.is_available() else "cpu"
-    paths.atomic_write_text(out / f"throughput-{a.scale}-{tag}.md",
+    name = f"throughput-{a.scale}{'-synthetic' if a.synthetic else ''}-{tag}.md"
+    paths.atomic_write_text(out / name,
                             f"# Pre-training throughput\n\n{head}\n\n{table}\n")
     return 0
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with a CUDA GPU (runs in a few minutes): the needs_cuda tests, then
-# the pre-training throughput benchmark (itl's loop beside ImageFolder + DataLoader) at small
-# scale, or at smoke scale while the small-scale data is not prepared. Results go to
-# reports/benchmarks/ (and to $OUT when set, as on the lent device machine).
+# the pre-training throughput benchmark (itl's loop beside ImageFolder + DataLoader) at smoke
+# scale and at small scale -- on the prepared data, or on random images of its shape where the
+# data is not there (a lent GPU machine: the data cannot travel to it) -- with the projected
+# seconds of one small-scale pre-training. Results go to reports/benchmarks/ (and to $OUT when
+# set, as on the lent device machine).
 #   PYTHONPATH=. bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +17,10 @@ mkdir -p reports/benchmarks
 } | tee reports/benchmarks/gpu.txt
 "$py" -m pytest -q -p no:cacheprovider -m needs_cuda tests 2>&1 | tee reports/benchmarks/gpu_tests.log
 tests_rc=${PIPESTATUS[0]}
-scale=small
+"$py" -m itl.bench --scale smoke --steps 100 --workers 8
+small=()
 "$py" -c "from itl import data; data.load('tiny-imagenet-200', 'train')" 2>/dev/null || {
-  echo "small-scale data not prepared: benchmarking at smoke scale"; scale=smoke; }
-"$py" -m itl.bench --scale "$scale" --steps 100 --workers 8
+  echo "small-scale data not prepared: random images of its shape"; small=(--synthetic); }
+"$py" -m itl.bench --scale small --steps 200 --workers 8 "${small[@]}"
 if [ -n "${OUT:-}" ]; then cp reports/benchmarks/* "$OUT"/; fi
 exit "$tests_rc"
