@@ -161,9 +161,9 @@ PLOTS = {"section4": ("figure1_images_per_class.png", _plot_images_per_class),
 
 
 def has_results(s: dict) -> bool:
-    """Whether any pre-trained condition of the section has results (the random-init baseline
-    is shared by every section, so it does not count)."""
-    return any(c != pipeline.RANDOM for c in s["results"])
+    """Whether every condition of the section has results (the random-init baseline and the
+    full-data condition are shared by many sections, so one of them alone does not count)."""
+    return all(s["results"].get(c) for c in s["claim"].conditions(s["scale"]))
 
 
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
@@ -241,7 +241,8 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
     text = (f"# itl summary, scale `{scale_name}`\n\n"
             + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
                               "the paper's finding"], tablefmt="github")
-            + (f"\n\nNot run at this scale yet: {', '.join(skipped)}." if skipped else "")
+            + (f"\n\nNot run (or not all of their conditions) at this scale yet: "
+               f"{', '.join(skipped)}." if skipped else "")
             + _detection_note(scale_name)
             + "\n\n" + _source_top1(ran)
             + "Seconds per run, as each run recorded them:\n\n"
