@@ -110,7 +110,7 @@ def synthetic(scale_name: str, seed: int = 0) -> data.ImageSet:
     n, px, c = SOURCE_SHAPES[scale_name]
     g = torch.Generator().manual_seed(seed)
     return data.ImageSet(torch.randint(0, 256, (n, 3, px, px), dtype=torch.uint8, generator=g),
-                         torch.arange(n) % c, [f"class{k:03d}" for k in range(c)])
+                         torch.arange(n) % c, tuple(f"class{k:03d}" for k in range(c)))
 
 
 def _sync() -> None:

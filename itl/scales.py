@@ -57,9 +57,10 @@ SCALES = {
                     "15-scene": "SUN-CLS",
                     CIFAR_TARGET: "object classification (CIFAR-10 plays PASCAL's role, 200 "
                                   "training images per class)"},
-        # One protocol for every condition, sized for what runs it: a pre-training takes
-        # ~8 min on 2 CPU cores (~700 img/s) and seconds on one GPU, so the cheap sections run
-        # on a CPU and every claim x 3 seeds fits one GPU-hour (README, "Small scale").
+        # One protocol for every condition, sized for what runs it: a pre-training took
+        # 940 +- 73 s with two runs sharing 2 CPU cores, so the cheap sections run on a CPU; on
+        # one GPU it should take seconds and every claim x 3 seeds should fit one GPU-hour (an
+        # estimate, not yet measured: README, "The small-scale protocol").
         pretrain=PretrainConfig(model="strided_cnn", epochs=4, batch_size=128, lr=0.1),
         finetune=FinetuneConfig(epochs=10, batch_size=64, lr=0.01),
         detect=DetectConfig(epochs=8, roi_samples=64, box_features=256, proposals=300),
