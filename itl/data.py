@@ -82,19 +82,28 @@ def spec_hash(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def fingerprint(name: str) -> str:
-    """What identifies a data set's content in a run's config."""
+def fingerprint(name: str, size: int | None = None) -> str:
+    """What identifies a data set's content (at `size` px; None: its own size) in a run's
+    config."""
     if "+" in name:
-        return "+".join(fingerprint(n) for n in name.split("+"))
+        return "+".join(fingerprint(n, size) for n in name.split("+"))
     if ":" in name:
         base, _, view = name.partition(":")
-        return f"{fingerprint(base)}:{view}"
+        return f"{fingerprint(base, size)}:{view}"
     if name in SMOKE_SPECS:
+        _smoke_size(SMOKE_SPECS[name], size)
         return f"smoke-{spec_hash(asdict(SMOKE_SPECS[name]))}"
     if name in REAL:  # a prepared cache: the digest its preparation wrote
-        f = paths.data_dir() / name / "fingerprint"
+        from itl import prepare
+        f = paths.data_dir() / name / prepare.fingerprint_file(size or prepare.SIZE)
         return f.read_text().strip() if f.exists() else f"{name}-unprepared"
     return name
+
+
+def _smoke_size(spec: smoke.SmokeSpec, size: int | None) -> None:
+    if size is not None and size != spec.size:
+        raise DataError(f"generated data set {spec.name} exists at {spec.size} px only, "
+                        f"not {size}")
 
 
 def _load_smoke(spec: smoke.SmokeSpec, split: str) -> ImageSet:
@@ -117,24 +126,26 @@ def concat(sets: list[ImageSet]) -> ImageSet:
                     tuple(c for s in sets for c in s.classes))
 
 
-def load(name: str, split: str) -> ImageSet:
-    """Split `split` ("train" or "test") of data set `name` ("a+b": both, classes of a first)."""
+def load(name: str, split: str, size: int | None = None) -> ImageSet:
+    """Split `split` ("train" or "test") of data set `name` ("a+b": both, classes of a first),
+    at `size` px (None: the data set's own; prepared real data has 64- and 32-px caches)."""
     if split not in ("train", "test"):
         raise DataError(f"unknown split {split!r} of {name}: choose train or test")
     if "+" in name:
-        return concat([load(n, split) for n in name.split("+")])
+        return concat([load(n, split, size) for n in name.split("+")])
     if ":" in name:  # a class view: name:main / name:extra (labels.view_leaves)
         base, _, view = name.partition(":")
-        full = load(base, split)
+        full = load(base, split, size)
         keep = labels.view_leaves(base, view, list(full.classes))
         return relabel(full, {c: c for c in keep}, keep)
     if name in SMOKE_SPECS:
+        _smoke_size(SMOKE_SPECS[name], size)
         return _load_smoke(SMOKE_SPECS[name], split)
     if name in REAL:
         from itl import prepare  # real data: the uint8 caches `itl data prepare` builds
         if name not in prepare.DATASETS:
             raise DataError(f"data set {name!r} (paper scale) has no loader in itl yet")
-        return prepare.load(name, split)
+        return prepare.load(name, split, size or prepare.SIZE)
     raise DataError(f"unknown data set {name!r}: known are "
                     f"{', '.join(sorted(SMOKE_SPECS) + sorted(REAL))}")
 

@@ -2,7 +2,9 @@
 `torchrun` (paper scale: AlexNet on ImageNet-1k, as the authors trained on GPUs).
 
 The device is chosen automatically (CUDA when present). On CUDA the hot loop runs in bf16
-autocast with channels_last tensors; on CPU in float32, so CPU results are bit-reproducible.
+autocast with channels_last tensors; on CPU in float32 unless the scale's protocol asks for bf16
+(small scale: CPUs with AVX-512 BF16 train 2-3x faster). On CPU, results are bit-reproducible for
+a fixed number of threads, which every run fixes (`cpu_threads`).
 
 Under torchrun every rank takes an equal slice of each global batch, with the same images and
 augmentation draws one process would use, and DDP averages the gradients, so a run on several
@@ -13,8 +15,12 @@ in distribution, not number for number. tests/test_devices.py checks the equival
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import platform
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -27,11 +33,49 @@ class Accel:
     channels_last: bool  # NHWC memory format for convolutions
 
 
-def accel() -> Accel:
+def accel(bf16: bool | None = None) -> Accel:
+    """The device, and whether to autocast to bf16 with channels_last: `bf16` None is the
+    device's default (on for CUDA, off for CPU); a protocol that sets it gets it on either."""
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        return Accel(torch.device("cuda", local % torch.cuda.device_count()), True, True)
-    return Accel(torch.device("cpu"), False, False)
+        on = True if bf16 is None else bf16
+        return Accel(torch.device("cuda", local % torch.cuda.device_count()), on, on)
+    on = bool(bf16)
+    return Accel(torch.device("cpu"), on, on)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run with exactly `n` intra-op CPU threads, then restore the caller's number. CPU kernels
+    split reductions by thread, so the same run on 1 or 2 threads differs in its last bits and,
+    after thousands of SGD steps, in its reported numbers: a protocol fixes `n`."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo; else what platform knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def hardware() -> dict:
+    """What a run's numbers depend on besides its config: the CPU (model, torch's kernel
+    capability such as AVX512, threads) and the GPU, if one is used."""
+    out = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+           "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name()
+    return out
 
 
 def worker_gpu(worker_id: str, visible: str | None, n_gpus: int) -> str | None:

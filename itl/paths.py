@@ -42,18 +42,35 @@ def ensure_writable(folder: Path) -> Path:
     return folder
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `data` to a temporary file beside `path`, then rename it over `path`. The file gets
+    the permissions any new file gets under the process's umask (mkstemp's own are owner-only),
+    so a team sharing one store with umask 002 can all read and write it. A full disk or a
+    read-only folder is one StoreError naming the folder."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise StoreError(f"cannot write to {path.parent} ({e.strerror}): free space or "
+                         "permissions, or point ITL_RUNS / ITL_DATA / ITL_REPORTS elsewhere") from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise StoreError(f"cannot write {path} ({e.strerror}): free space or permissions "
+                             f"of {path.parent}") from e
         raise
 
 

@@ -6,12 +6,12 @@ baseline, say) is trained once, whoever asks first: a pytest experiment, `itl pr
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 from itl import data, detection, models, runs, scales, subsets, train, transfer
 
-PROTOCOL = 1  # bump when a change to training or transfer code makes old runs incomparable
+PROTOCOL = 2  # bump when a change to training or transfer code makes old runs incomparable
+# 2: CPU threads fixed per run (scale.cpu_threads), bf16 settable on CPU, 32-px caches
 METHODS = ("finetune", "linear", "knn")  # classification targets; detection targets: "detect"
 RANDOM = "random"  # the pre-training of a randomly initialised network: none
 
@@ -28,18 +28,19 @@ def source_name(scale: scales.Scale, subset: str) -> str:
 
 def manifest(scale: scales.Scale, subset: str, seed: int) -> subsets.Manifest:
     name = source_name(scale, subset)
-    images = data.load(name, "train")
+    images = data.load(name, "train", scale.size)
     main = (len(images.classes) if name == scale.source
-            else len(data.load(scale.source, "train").classes))
+            else len(data.load(scale.source, "train", scale.size).classes))
     m = subsets.build(subset, images, name, seed, main=main)
     subsets.save(m)
     return m
 
 
 def pretrain_config(scale: scales.Scale, m: subsets.Manifest, seed: int) -> dict:
-    return {"protocol": PROTOCOL, "scale": scale.name, "source": data.fingerprint(m.dataset),
+    return {"protocol": PROTOCOL, "scale": scale.name,
+            "source": data.fingerprint(m.dataset, scale.size),
             "subset": {"rule": m.rule, **m.params}, "manifest": m.sha256,
-            "pretrain": asdict(scale.pretrain), "seed": seed}
+            "pretrain": asdict(scale.pretrain), "seed": seed, "cpu_threads": scale.cpu_threads}
 
 
 def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> dict | None:
@@ -50,40 +51,42 @@ def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> d
     cfg = pretrain_config(scale, m, seed)
 
     def run(d):
-        tr, te = data.load(m.dataset, "train"), data.load(m.dataset, "test")
-        full = len(data.load(scale.source, "train"))  # the budget is the main source's
+        tr = data.load(m.dataset, "train", scale.size)
+        te = data.load(m.dataset, "test", scale.size)
+        full = len(data.load(scale.source, "train", scale.size))  # the budget is the main source's
         return train.pretrain(scale.pretrain, subsets.apply(m, tr),
                               subsets.apply(m, te, chosen_only=False), full, seed, d,
                               label=f"{subset} seed {seed}")
 
-    return runs.get_or_run("pretrain", cfg, run if compute else None)
+    return runs.get_or_run("pretrain", cfg, run if compute else None, scale.cpu_threads)
 
 
 def _pretrained_net(scale: scales.Scale, run: str) -> models.Net | None:
     if run == RANDOM:
         return None
     d = runs.paths.runs_dir() / run
-    n_classes = json.loads((d / "metrics.json").read_text())["classes"]
+    n_classes = runs.verify(d)["classes"]
     return train.load_trained(d, scale.pretrain, n_classes)
 
 
-def target_images(target: str, split: str, seed: int) -> data.ImageSet:
+def target_images(target: str, split: str, seed: int, size: int | None = None) -> data.ImageSet:
     """A target's images. `target` is a data set name, optionally with a subset rule drawn (with
     `seed`) from its training split: `smoke|labels=down-up:2` is the smoke source with coarse
     labels, `smoke|split=random:b` its half B, `cifar-10|images-per-class=40` CIFAR-10 with 200
     training images per class. The rule picks training images; a test split keeps every image
     of the classes the rule keeps."""
     name, _, rule = target.partition("|")
-    images = data.load(name, split)
+    images = data.load(name, split, size)
     if not rule:
         return images
-    m = subsets.build(rule, data.load(name, "train"), name, seed)
+    m = subsets.build(rule, data.load(name, "train", size), name, seed)
     return subsets.apply(m, images, chosen_only=split == "train")
 
 
 def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
-                 compute: bool = True) -> dict | None:
-    """Metrics of transferring pre-training `run` (or RANDOM) to `target` with `method`."""
+                 compute: bool = True, repeat: int = 0) -> dict | None:
+    """Metrics of transferring pre-training `run` (or RANDOM) to `target` with `method`;
+    `repeat` r > 0 is another fine-tuning of the same network, drawn with seed + 1000 r."""
     scale = scales.get(scale_name)
     if method not in METHODS + ("detect",):
         raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}, detect")
@@ -91,8 +94,12 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
                 "detect": scale.detect}[method]
     name, _, rule = target.partition("|")
     cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run,
-           "target": data.fingerprint(name) + (f"|{rule}" if rule else ""),
-           "method": method, "settings": asdict(settings), "seed": seed}
+           "target": data.fingerprint(name, scale.size) + (f"|{rule}" if rule else ""),
+           "method": method, "settings": asdict(settings), "seed": seed,
+           "cpu_threads": scale.cpu_threads}
+    if repeat:
+        cfg["repeat"] = repeat
+        seed = seed + 1000 * repeat
 
     def go(_d):
         net = _pretrained_net(scale, run)
@@ -101,7 +108,8 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
                 net = models.build(scale.pretrain.model, 2, seed)
             return detection.finetune_detector(net, detection.voc_root(target), settings, seed,
                                                train.device())
-        tr, te = target_images(target, "train", seed), target_images(target, "test", seed)
+        tr = target_images(target, "train", seed, scale.size)
+        te = target_images(target, "test", seed, scale.size)
         if method == "finetune":
             return transfer.finetune(net, scale.pretrain.model, tr, te, settings, seed)
         if net is None:
@@ -110,7 +118,7 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
             return transfer.linear_probe(net, tr, te, settings, seed)
         return transfer.knn(net, tr, te, settings)
 
-    return runs.get_or_run("transfer", cfg, go if compute else None)
+    return runs.get_or_run("transfer", cfg, go if compute else None, scale.cpu_threads)
 
 
 def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
@@ -125,14 +133,22 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
         pre = pretrain(scale_name, subset, seed, compute)
         if pre is None:
             return None
-        out, run = {"source_top1": pre["source_top1"], "pretrain_run": pre["run"]}, pre["run"]
+        out = {"source_top1": pre["source_top1"], "source_classes": pre["classes"],
+               "pretrain_run": pre["run"]}
+        if "source_train_top1" in pre:
+            out["source_train_top1"] = pre["source_train_top1"]
+        run = pre["run"]
     pairs = [(t, m) for t in scale.targets for m in METHODS] + list(probes)
     pairs += [(t, "detect") for t in scale.detection]
     for target, method in pairs:
-        r = transfer_one(scale_name, run, target, method, seed, compute)
-        if r is None:
+        repeats = scale.finetune.repeats if method == "finetune" else 1
+        got = [transfer_one(scale_name, run, target, method, seed, compute, r)
+               for r in range(repeats)]
+        if any(r is None for r in got):
             return None
-        out[f"{target}/{method}"] = r["top1"]
+        out[f"{target}/{method}"] = sum(r["top1"] for r in got) / repeats
+        if repeats > 1:  # each fine-tuning, beside their mean
+            out.update({f"{target}/{method}#{k}": r["top1"] for k, r in enumerate(got)})
     return out
 
 

@@ -38,12 +38,20 @@ DATASETS = {  # name -> folder inside the shards folder / the unpacked distribut
     "cifar-10": "cifar-10",
     "bccd": "bccd",  # VOC-format detection set: unpacked as is, no image cache
 }
-SIZE = 64  # pixels: the small scale's resolution (AlexNet needs at least 63)
+SIZE = 64  # pixels: the default cache (AlexNet needs at least 63)
+SIZES = (64, 32)  # every prepared data set gets a cache at each (small scale v2 trains at 32 px,
+# CIFAR-10's own size); each is decoded from the original images, not from another cache
 SCENE_TRAIN_PER_CLASS = 100  # 15-Scene's standard protocol (Lazebnik et al. 2006)
 
 
 def cache_path(name: str, split: str, size: int = SIZE) -> Path:
     return paths.data_dir() / name / f"cache-{size}-{split}.pt"
+
+
+def fingerprint_file(size: int = SIZE) -> str:
+    """The file holding the digest of a data set's caches at `size` px (the 64-px one keeps
+    its first name, so runs keyed on it stay valid)."""
+    return "fingerprint" if size == SIZE else f"fingerprint-{size}"
 
 
 # ---------------------------------------------------------------- unpacking
@@ -265,18 +273,19 @@ def prepare(name: str, source: Path, size: int = SIZE) -> Path:
             unpacked = source  # a folder already laid out
         if name == "bccd":
             return _install_voc(unpacked, top, staging)
-        sets = _read(name, unpacked, size)
         built = staging / name
         built.mkdir()
-        for split, images in sets.items():
-            torch.save({"x": images.x, "y": images.y, "classes": list(images.classes)},
-                       built / f"cache-{size}-{split}.pt")
+        for px in dict.fromkeys((size,) + SIZES):
+            sets = _read(name, unpacked, px)
+            for split, images in sets.items():
+                torch.save({"x": images.x, "y": images.y, "classes": list(images.classes)},
+                           built / f"cache-{px}-{split}.pt")
+            digest = hashlib.sha256()
+            for split in sorted(sets):
+                digest.update(_sha256(built / f"cache-{px}-{split}.pt").encode())
+            (built / fingerprint_file(px)).write_text(f"{name}-{digest.hexdigest()[:16]}\n")
         if name == "tiny-imagenet-200":
             (built / "wnids.txt").write_text("\n".join(sets["train"].classes) + "\n")
-        digest = hashlib.sha256()
-        for split in sorted(sets):
-            digest.update(_sha256(built / f"cache-{size}-{split}.pt").encode())
-        (built / "fingerprint").write_text(f"{name}-{digest.hexdigest()[:16]}\n")
         final = top / name
         old = staging / "old"
         if final.exists():
@@ -308,7 +317,9 @@ def _install_voc(unpacked: Path, top: Path, staging: Path) -> Path:
 def load(name: str, split: str, size: int = SIZE) -> ImageSet:
     f = cache_path(name, split, size)
     if not f.is_file():
-        raise DataError(f"data set {name!r} is not prepared under {paths.data_dir()} "
+        what = ("is not prepared" if not (paths.data_dir() / name).is_dir()
+                else f"has no {size}-px cache (prepared by an older itl)")
+        raise DataError(f"data set {name!r} {what} under {paths.data_dir()} "
                         f"(ITL_DATA): run `itl data prepare {name} --from PATH` "
                         "(a folder of shards with SHA256SUMS, or the original archive)")
     st = f.stat()

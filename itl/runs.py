@@ -2,18 +2,26 @@
 
 A run is `ITL_RUNS/<kind>/<hash of its full config>/` holding `config.json`, a per-epoch
 `log.jsonl`, `checkpoint.pt` and, last, `metrics.json` (metrics plus git revision, package
-versions, device and seconds). `metrics.json` is written atomically and only when the run is done,
-so it is the mark of a finished run: a crash leaves a run that resumes, never one that looks
-finished. Two processes asking for the same run train it once: the second waits on a file lock
-and then reads the first one's metrics.
+versions, the hardware it ran on and seconds). `metrics.json` is written atomically and only when
+the run is done, so it is the mark of a finished run: a crash leaves a run that resumes, never
+one that looks finished. Two processes asking for the same run train it once: the second waits
+on a file lock and then reads the first one's metrics.
+
+`metrics.json` records the sha256 of every other file of the run. A finished run is trusted only
+after those files check out (once per process and file version); one that fails is reported with
+its path, moved aside to `<hash>.corrupt-<time>` and trained again (or, for a lookup that must not
+train, treated as absent). Reading never writes, so reports and lookups work on a read-only store.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -32,10 +40,80 @@ def run_dir(kind: str, config: dict) -> Path:
     return paths.runs_dir() / kind / config_hash(config)
 
 
+class RunError(RuntimeError):
+    """A run in the store is corrupt or cannot be used."""
+
+
+def _sha256(f: Path) -> str:
+    h = hashlib.sha256()
+    with f.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_hashes(d: Path) -> dict[str, str]:
+    """sha256 of every file a finished run is trusted by (all but metrics.json and temporaries)."""
+    return {f.name: _sha256(f) for f in sorted(d.iterdir())
+            if f.is_file() and f.name != "metrics.json" and not f.name.startswith(".")}
+
+
+_VERIFIED: set[tuple] = set()
+
+
+def verify(d: Path) -> dict:
+    """The metrics of finished run `d` after checking every file it recorded; a RunError naming
+    the path and the file otherwise."""
+    done = d / "metrics.json"
+    try:
+        metrics = json.loads(done.read_text())
+    except (OSError, ValueError) as e:
+        raise RunError(f"run {d}: unreadable metrics.json ({e})") from e
+    recorded = metrics.get("files") if isinstance(metrics, dict) else None
+    if not isinstance(recorded, dict):
+        raise RunError(f"run {d}: metrics.json records no file hashes (written by an older "
+                       "itl, or damaged)")
+    for name, digest in recorded.items():
+        f = d / name
+        try:
+            st = f.stat()
+        except OSError:
+            raise RunError(f"run {d}: {name} is missing") from None
+        key = (str(f), st.st_size, st.st_mtime_ns, digest)
+        if key in _VERIFIED:
+            continue
+        if _sha256(f) != digest:
+            raise RunError(f"run {d}: {name} does not match the sha256 recorded when the run "
+                           "finished (truncated or modified)")
+        _VERIFIED.add(key)
+    return metrics
+
+
+def _set_aside(d: Path, why: RunError) -> None:
+    """Report a corrupt run and move it out of the way (if the store is writable)."""
+    aside = d.with_name(f"{d.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        os.replace(d, aside)
+        where = f"moved to {aside}"
+    except OSError as e:
+        where = f"left in place ({e.strerror})"
+    warnings.warn(f"itl: {why}; not used, {where}", RuntimeWarning, stacklevel=3)
+
+
+def _trusted(d: Path) -> dict | None:
+    """Metrics of a finished, verified run at `d`; None if unfinished or corrupt (set aside)."""
+    if not (d / "metrics.json").exists():
+        return None
+    try:
+        return verify(d)
+    except RunError as e:
+        _set_aside(d, e)
+        return None
+
+
 def finished(kind: str, config: dict) -> dict | None:
-    """The metrics of a finished run, or None."""
-    f = run_dir(kind, config) / "metrics.json"
-    return json.loads(f.read_text()) if f.exists() else None
+    """The metrics of a finished, verified run, or None."""
+    return _trusted(run_dir(kind, config))
 
 
 def _git_rev() -> str:
@@ -54,35 +132,42 @@ def provenance() -> dict:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = "not installed"
-    dev = (torch.cuda.get_device_name() if torch.cuda.is_available()
-           else f"cpu ({platform.processor() or platform.machine()}, "
-                f"{torch.get_num_threads()} threads)")
-    return {"git_rev": _git_rev(), "versions": versions, "device": dev,
+    hw = devices.hardware()
+    dev = hw.get("gpu") or f"cpu ({hw['cpu']}, {hw['cpu_capability']}, {hw['threads']} threads)"
+    return {"git_rev": _git_rev(), "versions": versions, "device": dev, "hardware": hw,
             "python": platform.python_version()}
 
 
-def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None) -> dict | None:
-    """The metrics of run (kind, config): read if finished, else `fn(run_dir)` computes them
-    (resuming whatever a killed attempt left), under a lock so it runs once. With fn None,
-    an unfinished run gives None (look up, never train)."""
+def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None,
+               threads: int | None = None) -> dict | None:
+    """The metrics of run (kind, config): read if finished (and verified), else `fn(run_dir)`
+    computes them (resuming whatever a killed attempt left), under a lock so it runs once, with
+    exactly `threads` CPU threads when given. With fn None, an unfinished run gives None (look up,
+    never train). `fn` may return `earlier_seconds` (time spent by killed attempts), which is
+    added to this attempt's."""
     d = run_dir(kind, config)
-    done = d / "metrics.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    if fn is None:
-        return None
+    metrics = _trusted(d)
+    if metrics is not None or fn is None:
+        return metrics
     paths.ensure_writable(d.parent)
+    pin = devices.cpu_threads(threads) if threads else contextlib.nullcontext()
     if devices.distributed() and devices.rank() != 0:  # under torchrun rank 0 records the run
         d.mkdir(exist_ok=True)
-        return fn(d)
+        with pin:
+            return fn(d)
     with FileLock(str(d.parent / f"{d.name}.lock")):
-        if done.exists():  # another process finished it while we waited
-            return json.loads(done.read_text())
+        metrics = _trusted(d)  # another process may have finished it while we waited
+        if metrics is not None:
+            return metrics
         d.mkdir(exist_ok=True)
         paths.atomic_write_json(d / "config.json", config)
         t0 = time.perf_counter()
-        metrics = fn(d)
-        metrics = {**metrics, "run": f"{kind}/{d.name}", "seconds": time.perf_counter() - t0,
-                   **provenance()}
-        paths.atomic_write_json(done, metrics)
+        with pin:
+            metrics = fn(d)
+            hw = provenance()  # inside: the threads the run used
+        earlier = metrics.pop("earlier_seconds", 0.0)
+        metrics = {**metrics, "run": f"{kind}/{d.name}",
+                   "seconds": earlier + time.perf_counter() - t0, **hw,
+                   "files": file_hashes(d)}
+        paths.atomic_write_json(d / "metrics.json", metrics)
     return metrics

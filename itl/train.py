@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ class PretrainConfig:
     lr_drops: tuple[float, ...] = (0.5, 0.75)  # fractions of all steps where lr is divided by 10
     crop_pad: int = 4  # pixels of zero padding for the random crop
     dropout: float | None = None  # None: the model's own (AlexNet 0.5, paper Section 3)
+    bf16: bool | None = None  # bf16 autocast + channels_last; None: the device's default
+    # (CUDA on, CPU off); True on a CPU with AVX-512 BF16 trains 2-3x faster (itl.bench)
 
 
 @dataclass(frozen=True)
@@ -74,16 +77,18 @@ def device() -> torch.device:
 
 
 def _input(x: torch.Tensor, acc: devices.Accel) -> torch.Tensor:
+    """uint8 images -> normalised float input on the device, in its memory format."""
     x = data.to_input(x.to(acc.device, non_blocking=True))
     return x.contiguous(memory_format=torch.channels_last) if acc.channels_last else x
 
 
 @torch.no_grad()
-def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256) -> float:
+def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256,
+             bf16: bool | None = None) -> float:
     """Top-1 accuracy (%) on centre (unaugmented) images."""
     was = net.training
     net.eval()
-    acc = devices.accel()
+    acc = devices.accel(bf16)
     correct = 0
     for i in range(0, len(images), batch):
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
@@ -96,11 +101,11 @@ def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256) -> float:
 def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, train: ImageSet,
                     first_step: int, n_steps: int, batch: int, pad: int, seed: int,
-                    bar: tqdm | None = None) -> dict:
+                    bar: tqdm | None = None, bf16: bool | None = None) -> dict:
     """Steps [first_step, first_step + n_steps). Under torchrun each rank takes an equal slice
     of every global batch (same images, same augmentation draws as one process would)."""
     net.train()
-    acc = devices.accel()
+    acc = devices.accel(bf16)
     r, w = devices.rank(), devices.world()
     if batch % w:
         raise ValueError(f"batch size {batch} is not divisible by {w} processes")
@@ -128,10 +133,25 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
     return {"train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen}
 
 
-def _checkpoint(net, opt, sched, step, log) -> dict:
+def _checkpoint(net, opt, sched, step, log, seconds) -> dict:
     return {"model": _bare(net).state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "rng": torch.random.get_rng_state(),
-            "step": step, "log": log}
+            "step": step, "log": log, "seconds": seconds}
+
+
+def _resume(path: Path, device: torch.device) -> dict | None:
+    """The checkpoint an earlier attempt left, or None. One that cannot be read (a crash while
+    the disk filled, a truncated copy) is reported and discarded: the run restarts cleanly."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint means the same here
+        warnings.warn(f"itl: unreadable checkpoint {path} ({e}); restarting this run from "
+                      "step 0", RuntimeWarning, stacklevel=2)
+        path.unlink(missing_ok=True)
+        (path.parent / "log.jsonl").unlink(missing_ok=True)
+        return None
 
 
 def _bare(net: torch.nn.Module) -> torch.nn.Module:
@@ -153,7 +173,7 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
     and resuming from its checkpoint. Returns the run's metrics. Under torchrun, rank 0 writes."""
     sch = schedule(cfg, full_images)
     devices.init_distributed()
-    acc = devices.accel()
+    acc = devices.accel(cfg.bf16)
     lead = devices.rank() == 0
     net = models.build(cfg.model, len(train.classes), seed, cfg.dropout).to(acc.device)
     if acc.channels_last:
@@ -163,14 +183,14 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(sch.milestones), gamma=0.1)
     torch.manual_seed(seed)  # dropout (AlexNet) draws from the global generator
     ckpt_path, log = run_dir / "checkpoint.pt", []
-    step = 0
-    if ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=acc.device, weights_only=False)
+    step, earlier = 0, 0.0
+    ck = _resume(ckpt_path, acc.device)
+    if ck is not None:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         torch.random.set_rng_state(ck["rng"])
-        step, log = ck["step"], ck["log"]
+        step, log, earlier = ck["step"], ck["log"], ck.get("seconds", 0.0)
     model = net
     if devices.world() > 1:
         if acc.device.type == "cuda":  # batch statistics over the global batch, as one GPU
@@ -185,31 +205,44 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
         n = min(sch.steps_per_epoch, sch.steps - step)
         tic = time.perf_counter()
         stats = train_one_epoch(model, opt, sched, train, step, n, cfg.batch_size,
-                                cfg.crop_pad, seed, bar)
+                                cfg.crop_pad, seed, bar, cfg.bf16)
         step += n
         secs = time.perf_counter() - tic
         rec = {"epoch": len(log) + 1, "step": step, "lr": opt.param_groups[0]["lr"], **stats,
-               "test_top1": evaluate(model, test), "seconds": secs,
+               "test_top1": evaluate(model, test, bf16=cfg.bf16), "seconds": secs,
                "images_per_s": n * cfg.batch_size / secs}
         log.append(rec)
         if lead:
             tqdm.write(f"{label} epoch {rec['epoch']:3d} step {step:5d} "
                        f"loss {rec['train_loss']:.3f} train {rec['train_top1']:5.1f}% "
                        f"test {rec['test_top1']:5.1f}% {rec['images_per_s']:.0f} img/s")
-            paths.atomic_torch_save(ckpt_path, _checkpoint(model, opt, sched, step, log))
+            paths.atomic_torch_save(ckpt_path, _checkpoint(
+                model, opt, sched, step, log, earlier + time.perf_counter() - t0))
             paths.atomic_write_text(run_dir / "log.jsonl",
                                     "".join(json.dumps(r) + "\n" for r in log))
         devices.barrier()
     bar.close()
-    return {"source_top1": evaluate(model, test), "steps": sch.steps,
+    seen = torch.randperm(len(train), generator=rng.generator("train-eval", seed))[:TRAIN_EVAL]
+    seen = ImageSet(train.x[seen.to(train.x.device)], train.y[seen], train.classes)
+    return {"source_top1": evaluate(model, test, bf16=cfg.bf16),
+            "source_train_top1": evaluate(model, seen, bf16=cfg.bf16), "steps": sch.steps,
             "train_images": len(train), "classes": len(train.classes),
-            "train_seconds": time.perf_counter() - t0, "processes": devices.world(),
+            "train_seconds": earlier + time.perf_counter() - t0, "earlier_seconds": earlier,
+            "processes": devices.world(),
             "images_per_s": sum(r["images_per_s"] for r in log) / max(1, len(log)),
             "config": asdict(cfg)}
 
 
+TRAIN_EVAL = 10_000  # training images scored (eval mode, centre) for the train/validation gap
+
+
 def load_trained(run_dir: Path, cfg: PretrainConfig, num_classes: int) -> models.Net:
     net = models.build(cfg.model, num_classes, 0, cfg.dropout)
-    ck = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-    net.load_state_dict(ck["model"])
+    f = run_dir / "checkpoint.pt"
+    try:
+        ck = torch.load(f, map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["model"])
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same problem
+        raise RuntimeError(f"cannot load the pre-trained network {f} ({e}): delete its run "
+                           f"folder {run_dir} to train it again") from e
     return net

@@ -32,6 +32,9 @@ class FinetuneConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     crop_pad: int = 4  # pixels
+    bf16: bool | None = None  # as PretrainConfig.bf16
+    repeats: int = 1  # fine-tunings per pre-trained network, each its own seed, averaged: the
+    # fine-tuning's own noise is cut cheaply (it costs seconds, a pre-training minutes)
 
 
 @dataclass(frozen=True)
@@ -75,8 +78,8 @@ def finetune(pretrained: models.Net | None, model: str, target_train: ImageSet,
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, 3 * steps // 4], gamma=0.1)
     torch.manual_seed(seed)
     train.train_one_epoch(net, opt, sched, target_train, 0, steps, cfg.batch_size, cfg.crop_pad,
-                          seed)
-    return {"top1": train.evaluate(net, target_test)}
+                          seed, bf16=cfg.bf16)
+    return {"top1": train.evaluate(net, target_test, bf16=cfg.bf16)}
 
 
 @torch.no_grad()
