@@ -43,7 +43,9 @@ def check_claim(claim: claims.Claim, scale_name: str) -> tuple[claims.Estimate, 
     assert best > mean[pipeline.RANDOM], (
         f"no pre-training beats random init on {metric}: {mean}")
     est, verdict = claim.verdict(res, scale)
-    print(f"{claim.id} at {scale_name}: {est} -> {verdict}")
+    at = ", ".join(f"{f:g}x margin: {v}" for f, v in claim.verdicts(res, scale).items())
+    print(f"{claim.id} at {scale_name}: {est} vs margin {claim.margin:g} ({claim.direction}) "
+          f"-> {verdict} ({at})")
     if scale_name != "smoke":
         assert verdict == claims.REPRODUCED, f"{claim.id}: {verdict}, {est}"
     return est, verdict

@@ -33,9 +33,27 @@ def test_splits_are_disjoint_halves_and_minimal_shares_less(leaves):
 
 def test_chosen_levels_are_the_closest_shares():
     got = labels.chosen_levels(H, list(smoke.SOURCE_CLASSES))
-    assert got == {("down-up", 918): 15, ("down-up", 753): 12, ("down-up", 486): 9,
-                   ("up-down", 127): 7, ("down-up", 79): 2, ("down-up", 9): 2}
-    assert labels.chosen_levels(H, LEAVES)[("up-down", 127)] == 127
+    assert got == {("down-up", 918): ("down-up", 15), ("down-up", 753): ("down-up", 12),
+                   ("down-up", 486): ("down-up", 9), ("up-down", 127): ("down-up", 2),
+                   ("down-up", 79): ("down-up", 2), ("down-up", 9): ("down-up", 2)}
+    assert labels.chosen_levels(H, LEAVES)[("up-down", 127)] == ("up-down", 127)
+
+
+def test_no_analogue_is_coarser_than_a_tenth_unless_the_papers_is():
+    leaves = [f"x{i}" for i in range(160)]
+    levels = {"down-up": {159: {}, 87: {}, 34: {}, 16: {}, 8: {}, 2: {}},
+              "up-down": {82: {}, 6: {}}}
+    import itl.wordnet as wn
+    real = wn.levels
+    try:
+        wn.levels = lambda h, lv, scheme: levels[scheme]
+        got = labels.chosen_levels(None, leaves)
+    finally:
+        wn.levels = real
+    # 127 of 1000 (12.7%): up-down offers 82 (51%) or 6 (3.7%): the closest level of any
+    # scheme holding at least a tenth is taken instead
+    assert got[("up-down", 127)] == ("down-up", 16)
+    assert got[("down-up", 79)] == ("down-up", 16) and got[("down-up", 9)] == ("down-up", 2)
 
 
 @pytest.fixture
@@ -55,7 +73,7 @@ def test_tiny_imagenet_levels_splits_and_cifar_removal(tiny):
     assert list(wordnet.levels(H, tiny, "up-down")) == [88, 6, 1]
     assert len(labels.without_target(H, tiny, "cifar-10")) == 178
     got = labels.chosen_levels(H, tiny)
-    assert got[("down-up", 918)] == 185 and got[("down-up", 9)] == 2
+    assert got[("down-up", 918)] == ("down-up", 185) and got[("down-up", 9)] == ("down-up", 2)
     r, m = labels.random_split(H, tiny, 0), labels.minimal_split(H, tiny)
     assert (len(r.a), len(m.a)) == (100, 100) and m.shared_ancestors < r.shared_ancestors
 
@@ -74,4 +92,4 @@ def test_every_claim_resolves_its_conditions_at_small_scale(tiny):
     for c in claims.CLAIMS.values():
         conds = c.conditions(small)
         assert conds and len(set(conds)) == len(conds), c.id
-    assert claims.level(small, "up-down", 127) == "labels=up-down:6"
+    assert claims.level(small, "up-down", 127) == "labels=down-up:16"  # 10% of 160 classes
