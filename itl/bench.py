@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{' (synthetic)' if a.synthetic else ''}, {a.steps} timed steps after {a.warmup} "
             f"warm-up; device: {dev}. All rows measured in this one run. One whole "
             f"pre-training ({steps} steps) in the scale's own setting "
-            f"({'bf16' if proto.bf16 else 'float32'}, {scale.cpu_threads} thread(s) on a CPU): "
+            f"({'bf16' if proto.bf16 else 'float32'}"
+            f"{'' if torch.cuda.is_available() else f', {scale.cpu_threads} thread(s)'}): "
             f"{ips:.0f} img/s, {steps * scale.pretrain.batch_size / ips:.0f} s of training "
             f"steps (projected; per-epoch evaluation and start-up not included).")
     print(head)
