@@ -1,6 +1,23 @@
 """Section 5.4: does fine-class training help recognise coarse classes?
 
-The claim, its statistic and verdict rule: itl.claims.CLAIMS["section5_4"].
+The paper: itl's reading of Section 5.4: features trained on the fine classes classify the coarse
+classes better than features trained on the coarse classes themselves.
+
+Conditions: the full source and the 127-class analogue, each probed by a linear classifier on the
+coarse classes; plus a randomly initialised network, the floor every transfer gain is measured
+from. At small scale: full, labels=down-up:16.
+
+Statistic (per seed, then mean and 95% t interval over seeds): coarse-class linear-probe accuracy
+of the fine-trained network minus that of the 127-class analogue, as a share of the analogue's own
+gain over random features (%).
+
+Rule: reproduced when the interval lies above the margin 5 (both networks scored the same way (a
+linear probe on the coarse labels); EFFECT.); not reproduced when it lies wholly on the other side;
+inconclusive otherwise. Verdicts at half and twice the margin are reported beside it. Judged on the
+primary target only (claims module docstring).
+
+Written once in itl.claims.CLAIMS["section5_4"]; tests/test_experiments.py checks this text against
+it.
 """
 from itl.experiment import make_tests
 

@@ -31,3 +31,16 @@ def test_every_claim_has_a_file_with_a_test_per_condition_and_seed():
         mine = [i for i in ids if f"/test_{cid}_" in i]
         n = (len(claim.conditions(smoke)) + 1) * len(smoke.seeds) + 1  # + random init, claim
         assert len(mine) == n, (cid, mine)
+
+
+def test_each_experiment_file_reads_as_its_section():
+    """The question, the paper's finding, the statistic and the rule are in the file's own text,
+    and they are the claim's (itl.claims), so the two cannot drift apart."""
+    import ast
+    for f in sorted((ROOT / "experiments").glob("test_section*.py")):
+        doc = " ".join(ast.get_docstring(ast.parse(f.read_text())).split())
+        cid = next(c for c in claims.CLAIMS if f.name.startswith(f"test_{c}_"))
+        c = claims.CLAIMS[cid]
+        for text in (c.statement, c.statistic, f"lies {c.direction} the margin {c.margin:g}",
+                     " ".join(c.why.split()), f'CLAIMS["{cid}"]'):
+            assert " ".join(text.split()) in doc, (f.name, text)
