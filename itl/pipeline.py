@@ -26,13 +26,14 @@ def source_name(scale: scales.Scale, subset: str) -> str:
     return scale.source
 
 
-def manifest(scale: scales.Scale, subset: str, seed: int) -> subsets.Manifest:
+def manifest(scale: scales.Scale, subset: str, seed: int, save: bool = True) -> subsets.Manifest:
     name = source_name(scale, subset)
     images = data.load(name, "train", scale.size)
     main = (len(images.classes) if name == scale.source
             else len(data.load(scale.source, "train", scale.size).classes))
     m = subsets.build(subset, images, name, seed, main=main)
-    subsets.save(m)
+    if save:  # a lookup (reports) never writes: a read-only store serves it
+        subsets.save(m)
     return m
 
 
@@ -47,7 +48,7 @@ def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> d
     """Metrics of the pre-training of condition (subset, seed), training it if needed (or, with
     compute=False, None when it has not been trained)."""
     scale = scales.get(scale_name)
-    m = manifest(scale, subset, seed)
+    m = manifest(scale, subset, seed, save=compute)
     cfg = pretrain_config(scale, m, seed)
 
     def run(d):

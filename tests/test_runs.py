@@ -87,3 +87,84 @@ def test_unwritable_store_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("ITL_RUNS", str(Path(ro) / "runs"))
     with pytest.raises(paths.StoreError, match="cannot write"):
         runs.get_or_run("k", {"c": 9}, lambda d: {})
+
+
+def _finish(cfg, payload=b"weights"):
+    def fn(d):
+        (d / "checkpoint.pt").write_bytes(payload)
+        (d / "log.jsonl").write_text('{"epoch": 1}\n')
+        return {"x": 1}
+    return runs.get_or_run("k", cfg, fn)
+
+
+def test_finished_run_records_the_hash_of_every_file_it_is_trusted_by():
+    m = _finish({"c": 10})
+    assert set(m["files"]) == {"config.json", "checkpoint.pt", "log.jsonl"}
+    assert {"cpu", "cpu_capability", "threads"} <= set(m["hardware"])
+
+
+@pytest.mark.parametrize("damage", ["truncate_checkpoint", "delete_log", "garble_metrics"])
+def test_a_corrupt_finished_run_is_set_aside_named_and_retrained(damage):
+    cfg = {"c": damage}
+    _finish(cfg)
+    d = runs.run_dir("k", cfg)
+    if damage == "truncate_checkpoint":
+        (d / "checkpoint.pt").write_bytes(b"weig")
+    elif damage == "delete_log":
+        (d / "log.jsonl").unlink()
+    else:
+        (d / "metrics.json").write_text('{"x": ')
+    with pytest.warns(RuntimeWarning, match=str(d)):
+        assert runs.finished("k", cfg) is None  # a lookup never uses it
+    aside = [p for p in d.parent.iterdir() if p.name.startswith(f"{d.name}.corrupt-")]
+    assert len(aside) == 1 and not d.exists()
+    calls = []
+    runs.get_or_run("k", cfg, lambda d: calls.append(1) or {"x": 2})  # trained again
+    assert calls == [1] and runs.finished("k", cfg)["x"] == 2
+
+
+def test_lookups_work_on_a_read_only_store(tmp_path, monkeypatch):
+    _finish({"c": 11})
+    store = Path(os.environ["ITL_RUNS"])
+    for p in [store, *store.rglob("*")]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        assert runs.finished("k", {"c": 11})["x"] == 1
+        assert runs.get_or_run("k", {"c": 12}, None) is None
+    finally:
+        for p in [store, *store.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+def test_files_are_created_group_readable_under_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        paths.atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o664
+
+
+def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch):
+    import errno
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(paths.StoreError, match=f"cannot write {tmp_path}.*No space left"):
+        paths.atomic_write_text(tmp_path / "metrics.json", "{}")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+
+def test_a_resumed_run_records_the_seconds_of_all_its_attempts():
+    m = runs.get_or_run("k", {"c": 13}, lambda d: {"earlier_seconds": 100.0})
+    assert m["seconds"] >= 100.0 and "earlier_seconds" not in m
+
+
+def test_a_run_gets_exactly_the_threads_its_protocol_fixes():
+    import torch
+    before = torch.get_num_threads()
+    seen = runs.get_or_run("k", {"c": 14}, lambda d: {"t": torch.get_num_threads()}, threads=1)
+    assert seen["t"] == 1 and seen["hardware"]["threads"] == 1
+    assert torch.get_num_threads() == before

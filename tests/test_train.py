@@ -37,9 +37,10 @@ class Killed(Exception):
     pass
 
 
-def test_resume_from_checkpoint_is_exact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+def test_resume_from_checkpoint_is_exact(tmp_path, monkeypatch, bf16):
     tr, te = _tiny()
-    cfg = PretrainConfig(epochs=3, batch_size=32)
+    cfg = PretrainConfig(epochs=3, batch_size=32, bf16=bf16)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     whole = train.pretrain(cfg, tr, te, 160, 0, tmp_path / "a")
@@ -97,3 +98,32 @@ def test_sigkill_then_rerun_ends_with_the_uninterrupted_metrics(tmp_path):
     t = time.time()
     out, _ = _itl(*args, env=env_b).communicate(timeout=120)
     assert Path(out.strip().splitlines()[-1]) == run_b and time.time() - t < 30
+
+
+def test_an_unreadable_checkpoint_restarts_the_run_cleanly(tmp_path):
+    tr, te = _tiny()
+    cfg = PretrainConfig(epochs=2, batch_size=32)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    whole = train.pretrain(cfg, tr, te, 160, 0, tmp_path / "a")
+    (tmp_path / "b" / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(RuntimeWarning, match="unreadable checkpoint .*checkpoint.pt"):
+        again = train.pretrain(cfg, tr, te, 160, 0, tmp_path / "b")
+    assert again["source_top1"] == whole["source_top1"] and again["earlier_seconds"] == 0
+
+
+def test_a_runs_numbers_do_not_depend_on_the_callers_threads(tmp_path, monkeypatch):
+    """`dvc repro` (one process, 2 threads) and `pytest -n 2` (1 thread per worker) fill the
+    same run-store keys: the run pins its own threads, so they get the same numbers."""
+    from itl import pipeline
+    before = torch.get_num_threads()
+    got = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            monkeypatch.setenv("ITL_RUNS", str(tmp_path / f"store{threads}"))
+            m = pipeline.pretrain("smoke", "images-per-class=50", 0)
+            got.append((m["run"], m["source_top1"], m["hardware"]["threads"]))
+    finally:
+        torch.set_num_threads(before)
+    assert got[0] == got[1] and got[0][2] == 1
