@@ -8,10 +8,14 @@
   itl subsets RULE --seed N [--scale S]         write one subset manifest; prints its path
   itl data prepare NAME --from PATH             verify, unpack and cache a real data set
   itl wordnet build [--wordnet DIR]             regenerate the compact WordNet 3.0 hierarchy
+
+--scale defaults to ITL_SCALE, else smoke. A user error is one line on stderr,
+`itl: error: <what> <the fix>`, and exit status 2.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
@@ -21,23 +25,61 @@ from itl import claims, data, labels, paths, pipeline, report, scales, subsets, 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with itl's one-line errors: `itl: error: ...; see itl CMD --help`, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"itl: error: {message}; see `{self.prog} --help`\n")
+
+
 def _scale(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", default="smoke", help="smoke (default) | small | paper")
+    p.add_argument("--scale", default=None,
+                   help="smoke (default, or the ITL_SCALE variable) | small | paper")
+
+
+def _whole(lo: int, hi: int, what: str):
+    """An argparse type: a whole number from lo to hi."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = lo - 1
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: use a whole number from "
+                                             f"{lo} to {hi}")
+        return n
+    return parse
+
+
+SEED = _whole(0, 2**32 - 1, "a seed")
+
+
+def _workers(text: str) -> str:
+    if text in ("auto", "logical"):
+        return text
+    return str(_whole(0, 1024, "a number of workers (or auto)")(text))
 
 
 def cmd_reproduce(a: argparse.Namespace) -> int:
     import pytest
 
+    from itl import pytest_plugin
     if not EXPERIMENTS.is_dir():
         raise FileNotFoundError(f"experiment tests not found at {EXPERIMENTS}: run itl from a "
                                 "checkout of the repository (pip install -e .)")
-    scales.get(a.scale)
+    why = pytest_plugin.missing_data(scales.get(a.scale))
+    if why:  # every experiment would be skipped: say so once, before pytest starts
+        raise data.DataError(why)
     args = [str(EXPERIMENTS), "--scale", a.scale, "-p", "no:cacheprovider"]
     if a.k:
         args += ["-k", a.k]
     if a.n != "0":
         args += ["-n", a.n]
-    return pytest.main(args)
+    code = pytest.main(args)
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        raise ValueError(f"-k {a.k!r} selects no experiment: the sections are "
+                         f"{', '.join(claims.CLAIMS)} (e.g. -k section4)")
+    return code
 
 
 def cmd_pretrain(a: argparse.Namespace) -> int:
@@ -50,6 +92,10 @@ def cmd_pretrain(a: argparse.Namespace) -> int:
 
 def cmd_report(a: argparse.Namespace) -> int:
     if a.readme:
+        if not Path(a.readme).is_file():
+            raise FileNotFoundError(f"--readme {a.readme}: " + (
+                "a folder, not a file" if Path(a.readme).is_dir() else "no such file")
+                + ": pass the README whose results table to rewrite (e.g. README.md)")
         report.update_readme(Path(a.readme))
         print(a.readme)
         return 0
@@ -106,6 +152,10 @@ def cmd_wordnet(a: argparse.Namespace) -> int:
 
 def cmd_data(a: argparse.Namespace) -> int:
     from itl import prepare
+    if not Path(a.source).exists():
+        raise FileNotFoundError(f"--from {a.source}: no such file or folder: pass a folder of "
+                                "shards with SHA256SUMS, the original archive, or its unpacked "
+                                "folder")
     out = prepare.prepare(a.name, Path(a.source), a.size)
     for split in ("train", "test"):
         if a.name == "bccd":  # detection: VOC files, no image cache
@@ -122,18 +172,20 @@ def cmd_data(a: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="itl", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    p = _Parser(prog="itl", description=__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                           help=", ".join(["reproduce", "pretrain", "report", "labels",
+                                           "subsets", "data", "wordnet"]))
     r = sub.add_parser("reproduce", help="run the experiment tests, render reports/")
     _scale(r)
     r.add_argument("-k", default="", help="pytest -k expression, e.g. section4")
-    r.add_argument("-n", default="2", help="pytest-xdist workers (0: none)")
+    r.add_argument("-n", default="2", type=_workers, help="pytest-xdist workers (0: none)")
     r.set_defaults(fn=cmd_reproduce)
     t = sub.add_parser("pretrain", help="train (or reuse) one pre-training run")
     _scale(t)
     t.add_argument("--subset", default="full", help="full | images-per-class=N")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     t.set_defaults(fn=cmd_pretrain)
     o = sub.add_parser("report", help="render reports/<scale>/ from the run store")
     _scale(o)
@@ -145,24 +197,26 @@ def parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("labels", help="WordNet label sets of a data set")
     lb.add_argument("dataset")
     lb.add_argument("--scheme", choices=list(wordnet.SCHEMES))
-    lb.add_argument("--classes", type=int)
-    lb.add_argument("--without", help="keep the classes under none of a target's synsets: "
-                    + ", ".join(labels.TARGET_SYNSETS))
-    lb.add_argument("--list", action="store_true")
-    lb.add_argument("--describe", action="store_true",
-                    help="levels, the analogues of the paper's sets, and the 50/50 splits")
+    what = lb.add_mutually_exclusive_group()
+    what.add_argument("--classes", type=_whole(1, 10**6, "a class count"))
+    what.add_argument("--without", help="keep the classes under none of a target's synsets: "
+                      + ", ".join(labels.TARGET_SYNSETS))
+    what.add_argument("--list", action="store_true")
+    what.add_argument("--describe", action="store_true",
+                      help="levels, the analogues of the paper's sets, and the 50/50 splits")
     lb.set_defaults(fn=cmd_labels)
     s = sub.add_parser("subsets", help="write one subset manifest")
     _scale(s)
     s.add_argument("rule", help=" | ".join(subsets.RULES))
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(fn=cmd_subsets)
     dp = sub.add_parser("data", help="prepare a real data set (small scale)")
     dp.add_argument("action", choices=["prepare"])
     dp.add_argument("name", help="tiny-imagenet-200 | 15-scene | cifar-10")
     dp.add_argument("--from", dest="source", required=True,
                     help="a folder of shards with SHA256SUMS, the original archive, or a folder")
-    dp.add_argument("--size", type=int, default=64, help="cached image size in pixels")
+    dp.add_argument("--size", type=_whole(8, 1024, "an image size"), default=64,
+                    help="cached image size in pixels")
     dp.set_defaults(fn=cmd_data)
     w = sub.add_parser("wordnet", help="regenerate the compact WordNet 3.0 hierarchy")
     w.add_argument("action", choices=["build"])
@@ -173,17 +227,36 @@ def parser() -> argparse.ArgumentParser:
 
 
 EXPECTED = (data.DataError, subsets.SubsetError, paths.StoreError, ValueError, KeyError,
-            FileNotFoundError)
+            OSError)
+
+
+def _message(e: BaseException) -> str:
+    """One line: what went wrong, naming the thing, and the fix."""
+    if isinstance(e, KeyError) and e.args:
+        msg = str(e.args[0])
+    elif isinstance(e, OSError) and e.strerror:  # from the OS, not from itl: name the file
+        msg = f"cannot use {e.filename or 'a file'}: {e.strerror}" + (
+            f" -> {e.filename2}" if e.filename2 else "")
+    else:
+        msg = str(e)
+    return " ".join(line.strip() for line in msg.splitlines() if line.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
+        if hasattr(a, "scale"):
+            a.scale = a.scale or scales.default_name()
         return a.fn(a)
     except EXPECTED as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"itl: error: {msg}", file=sys.stderr)
+        if isinstance(e, BrokenPipeError):  # `itl labels ... | head`: the reader left
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+        print(f"itl: error: {_message(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("itl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,16 +15,28 @@ from typing import Any
 import torch
 
 
+def _folder(var: str, default: str) -> Path:
+    """The folder an `ITL_*` variable names (`~` expanded), or `default` when it is unset. Set
+    but empty is a mistake, not the current folder: itl would scatter its files there."""
+    value = os.environ.get(var)
+    if value is None:
+        return Path(default)
+    if not value.strip():
+        raise ValueError(f"{var} is set but empty: set it to a folder, or unset it for the "
+                         f"default ./{default}")
+    return Path(value).expanduser()
+
+
 def data_dir() -> Path:
-    return Path(os.environ.get("ITL_DATA", "data"))
+    return _folder("ITL_DATA", "data")
 
 
 def runs_dir() -> Path:
-    return Path(os.environ.get("ITL_RUNS", "runs"))
+    return _folder("ITL_RUNS", "runs")
 
 
 def reports_dir() -> Path:
-    return Path(os.environ.get("ITL_REPORTS", "reports"))
+    return _folder("ITL_REPORTS", "reports")
 
 
 class StoreError(RuntimeError):

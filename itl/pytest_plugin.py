@@ -10,26 +10,29 @@ import time
 import pytest
 import torch
 
-from itl import claims, devices, report, scales
+from itl import claims, data, devices, paths, report, scales, subsets
+
+# what a scale whose data is absent, or a claim that has no conditions at a scale, raises
+UNAVAILABLE = (data.DataError, subsets.SubsetError, ValueError, KeyError, FileNotFoundError)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--scale", default=os.environ.get("ITL_SCALE", "smoke"),
-                     help="experiment scale: smoke (default), small or paper")
-    parser.addoption("--detection", default=os.environ.get("ITL_DETECTION", "on"),
-                     choices=scales.DETECTION,
+    parser.addoption("--scale", default=None,
+                     help="experiment scale: smoke (default, or ITL_SCALE), small or paper")
+    parser.addoption("--detection", default=None,
                      help="off: leave the scale's detection targets unrun (CPU); claims are "
-                          "then judged on the first classification target")
+                          "then judged on the first classification target (default: "
+                          "ITL_DETECTION, else on)")
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "needs_cuda: needs a CUDA GPU (skipped without one)")
-    name = config.getoption("scale")
-    if name not in scales.SCALES:
-        raise pytest.UsageError(f"unknown --scale {name!r}: choose one of "
-                                f"{', '.join(scales.SCALES)}")
-    os.environ["ITL_DETECTION"] = config.getoption("detection")  # read by scales.get
+    config.addinivalue_line("markers", "xdist_group(name): tests of one run, on one xdist "
+                            "worker (pytest-xdist's; declared here for runs without it)")
+    name, detection = settings(config.getoption("scale"), config.getoption("detection"))
+    config.option.scale = name
+    os.environ["ITL_DETECTION"] = detection  # read by scales.get
     if getattr(config.option, "dist", "no") == "load":
         # tests of one condition (it recurs across sections) go to one worker, in turn, so no
         # worker sits waiting on another's lock for a run it will only read
@@ -41,12 +44,85 @@ def pytest_configure(config: pytest.Config) -> None:
     config._itl_start = time.time()
 
 
+def settings(scale: str | None, detection: str | None) -> tuple[str, str]:
+    """The scale and detection setting from --scale and --detection (else ITL_SCALE and
+    ITL_DETECTION), with the ITL_* folders checked: a bad one is one usage error here, not a
+    traceback per test."""
+    try:
+        name = scale or scales.default_name()
+        detection = detection or scales.detection_setting()
+        paths.data_dir(), paths.runs_dir(), paths.reports_dir()
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
+    if name not in scales.SCALES:
+        raise pytest.UsageError(f"unknown --scale {name!r}: choose one of "
+                                f"{', '.join(scales.SCALES)}")
+    if detection not in scales.DETECTION:
+        raise pytest.UsageError(f"--detection {detection!r} is neither on nor off: use "
+                                "--detection on or --detection off (lower case)")
+    return name, detection
+
+
+def missing_data(scale: scales.Scale) -> str | None:
+    """Why no experiment of `scale` can run here: a data set it needs is not prepared under
+    ITL_DATA, or itl has no loader for it (the paper scale); None when everything is there."""
+    from itl import detection, prepare
+
+    def voc_done(folder: str) -> bool:  # as detection.voc_root checks it
+        return (paths.data_dir() / folder / "ImageSets" / "Main" / "test.txt").is_file()
+
+    needed = set()
+    for name in (scale.source, scale.extra or "", *scale.targets):
+        needed |= {part.partition(":")[0] for part in name.partition("|")[0].split("+") if part}
+    for target in scale.detection:
+        if target == "bccd" and not voc_done("BCCD"):
+            needed.add("bccd")
+        elif target == detection.GENERATED and not voc_done(target):
+            needed |= {"cifar-10", "15-scene"}  # generated from them on first use
+    no_loader = sorted(n for n in needed if n in data.REAL and n not in prepare.DATASETS)
+    if no_loader:
+        return (f"the {scale.name} scale needs {', '.join(no_loader)}, which itl has no loader "
+                "for yet: run the smoke or small scale")
+    absent = sorted(n for n in needed if n in prepare.DATASETS and n != "bccd" and not all(
+        prepare.cache_path(n, split).is_file() for split in ("train", "test")))
+    absent += ["bccd"] if "bccd" in needed else []
+    if absent:
+        return (f"data set(s) {', '.join(absent)} not prepared under {paths.data_dir()} "
+                "(ITL_DATA): run " + "; ".join(f"`itl data prepare {n} --from PATH`"
+                                               for n in absent)
+                + (" (or leave detection unrun: --detection off, ITL_DETECTION=off)"
+                   if "bccd" in absent else ""))
+    return None
+
+
+def _conditions(claim: claims.Claim, scale: scales.Scale) -> tuple[tuple[str, ...], str | None]:
+    """A claim's conditions at `scale`, or () and why they cannot be listed (the labels of a
+    data set not prepared, a scale without held-out classes...)."""
+    try:
+        return claim.conditions(scale), None
+    except UNAVAILABLE as e:
+        if scale.source in data.SMOKE_SPECS:
+            raise  # generated data is never missing: this is a bug, let collection show it
+        return (), f"{claim.id} has no conditions at the {scale.name} scale: " + \
+            (e.args[0] if isinstance(e, KeyError) and e.args else str(e))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip (with the reason, one line, and the command that fixes it) the experiments that
+    cannot run here, so collection never fails and one section's missing data never fails
+    another section."""
+    scale = scales.get(config.getoption("scale"))
+    sections = {cid for cid in map(_section_of, (i.nodeid for i in items)) if cid}
+    missing = missing_data(scale) if sections else None
+    why = {cid: missing or _conditions(claims.CLAIMS[cid], scale)[1] for cid in sections}
     for item in items:
+        cid = _section_of(item.nodeid)
+        if cid and why[cid]:
+            item.add_marker(pytest.mark.skip(reason=why[cid]))
         if item.get_closest_marker("needs_cuda") and not torch.cuda.is_available():
             item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if "condition" in params and "seed" in params:
+        if params.get("condition") is not None and "seed" in params:
             item.add_marker(pytest.mark.xdist_group(_run_group(params["condition"],
                                                                params["seed"])))
 
@@ -78,9 +154,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     claim = getattr(metafunc.function, "claim", None)
     if claim is not None and "condition" in metafunc.fixturenames:
         from itl import pipeline
-        conds = claim.conditions(scales.get(metafunc.config.getoption("scale")))
-        conds = conds + (pipeline.RANDOM,)
-        metafunc.parametrize("condition", conds, ids=[c.replace("|", "_") for c in conds])
+        conds, why = _conditions(claim, scales.get(metafunc.config.getoption("scale")))
+        if why:  # one placeholder test, skipped with the reason (pytest_collection_modifyitems)
+            metafunc.parametrize("condition", [None], ids=["unavailable"])
+        else:
+            conds = conds + (pipeline.RANDOM,)
+            metafunc.parametrize("condition", conds, ids=[c.replace("|", "_") for c in conds])
     if "seed" in metafunc.fixturenames:
         seeds = scales.get(metafunc.config.getoption("scale")).seeds
         metafunc.parametrize("seed", seeds, ids=[f"seed{s}" for s in seeds])

@@ -92,7 +92,19 @@ def detection_setting() -> str:
     first classification target, and reports say so."""
     value = os.environ.get("ITL_DETECTION", "on")
     if value not in DETECTION:
-        raise ValueError(f"ITL_DETECTION={value!r}: choose one of {', '.join(DETECTION)}")
+        raise ValueError(f"ITL_DETECTION={value!r} is neither on nor off: set "
+                         "ITL_DETECTION=on or ITL_DETECTION=off (lower case), or unset it")
+    return value
+
+
+def default_name() -> str:
+    """`ITL_SCALE`, the scale `--scale` defaults to on the CLI and in pytest (smoke if unset)."""
+    value = os.environ.get("ITL_SCALE")
+    if value is None:
+        return "smoke"
+    if value not in SCALES:
+        raise ValueError(f"ITL_SCALE={value!r} is not a scale: set it to one of "
+                         f"{', '.join(SCALES)}, or unset it for smoke")
     return value
 
 
@@ -100,6 +112,8 @@ def get(name: str) -> Scale:
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}: choose one of {', '.join(SCALES)}")
     scale = SCALES[name]
-    if scale.detection and detection_setting() == "off":
+    # read at every scale, so a typo in ITL_DETECTION is an error even where there is no
+    # detection target to turn off (it would bite the day the same shell runs `small`)
+    if detection_setting() == "off" and scale.detection:
         scale = replace(scale, detection=())
     return scale
