@@ -144,7 +144,8 @@ def load(name: str, split: str, size: int | None = None) -> ImageSet:
     if name in REAL:
         from itl import prepare  # real data: the uint8 caches `itl data prepare` builds
         if name not in prepare.DATASETS:
-            raise DataError(f"data set {name!r} (paper scale) has no loader in itl yet")
+            raise DataError(f"data set {name!r} (paper scale) has no loader in itl yet: use "
+                            "--scale smoke or small")
         return prepare.load(name, split, size or prepare.SIZE)
     raise DataError(f"unknown data set {name!r}: known are "
                     f"{', '.join(sorted(SMOKE_SPECS) + sorted(REAL))}")

@@ -87,8 +87,8 @@ def dataset_leaves(name: str) -> list[str]:
     if name == "tiny-imagenet-200":
         f = paths.data_dir() / "tiny-imagenet-200" / "wnids.txt"
         if not f.is_file():
-            raise FileNotFoundError(f"Tiny ImageNet's class list {f} is missing: unpack "
-                                    "tiny-imagenet-200 under ITL_DATA first")
+            raise FileNotFoundError(f"Tiny ImageNet's class list {f} is missing: run `itl data "
+                                    "prepare tiny-imagenet-200 --from PATH`")
         return sorted(f.read_text().split())  # label order: sorted wnids, as ImageFolder
     raise ValueError(f"unknown data set {name!r}: choose one of {', '.join(DATASETS)}")
 

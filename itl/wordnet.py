@@ -213,4 +213,8 @@ def levels(h: Hierarchy, leaves: Sequence[str], scheme: str) -> dict[int, Labeli
 
 
 def default_wordnet_dir() -> Path:
-    return Path(os.environ.get("ITL_WORDNET", WORDNET_DIR))
+    value = os.environ.get("ITL_WORDNET")
+    if value is not None and not value.strip():
+        raise ValueError("ITL_WORDNET is set but empty: set it to the folder of WordNet 3.0's "
+                         f"data.noun, or unset it for {WORDNET_DIR}")
+    return Path(value or WORDNET_DIR)
