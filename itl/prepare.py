@@ -820,18 +820,20 @@ def _adopt(ident: Identity, source: Path, top: Path, staging: Path) -> Path:
         sizes[str(px)] = {"fingerprint": fingerprint, "files": files}
     origin = _origin(source, "adopted", note="caches built by an itl that wrote no record, "
                      "checked against the identity and their fingerprint files")
+    original_size = None  # not known from a cache
     old = source / RECORD
-    if old.is_file():  # an itl-prepared folder copied from elsewhere: keep what it says
+    if old.is_file():  # a folder prepared with a record (here or elsewhere): keep what it says
         try:
-            origin = json.loads(old.read_text())["source"]
+            rec = json.loads(old.read_text())
+            origin, original_size = dict(rec["source"]), rec["original_image_size"]
         except (OSError, ValueError, KeyError, TypeError):
             pass
     if source.resolve() == (top / name).resolve():
-        _write_record(source, name, origin, ident.classes, counts, None, sizes)
+        _write_record(source, name, origin, ident.classes, counts, original_size, sizes)
         return top / name
     built = staging / name
     shutil.copytree(source, built)
-    _write_record(built, name, origin, ident.classes, counts, None, sizes)
+    _write_record(built, name, origin, ident.classes, counts, original_size, sizes)
     return _install(built, top / name, staging)
 
 

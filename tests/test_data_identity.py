@@ -103,17 +103,29 @@ def _scene_layout(prefix: str = "15-scene") -> dict[str, bytes]:
             for c, n in zip(ident.classes, ident.counts(split)) for i in range(n)}
 
 
-def test_15_scene_offered_as_cifar_10_is_refused(tmp_path, data_dir, monkeypatch):
+@pytest.fixture(scope="module")
+def scene_archive(tmp_path_factory) -> Path:
+    return _tar(tmp_path_factory.mktemp("scene") / "cifar-10-train.tar.gz", _scene_layout())
+
+
+def test_15_scene_offered_as_cifar_10_is_refused(scene_archive, data_dir, monkeypatch):
     decoded = []
     monkeypatch.setattr(data, "decode_rgb", lambda f: decoded.append(f))
-    src = _tar(tmp_path / "cifar-10-train.tar.gz", _scene_layout())
     with pytest.raises(data.DataError) as e:
-        prepare.prepare("cifar-10", src)
+        prepare.prepare("cifar-10", scene_archive)
     msg = str(e.value)
-    assert "\n" not in msg and str(src) in msg and "is not cifar-10" in msg
+    assert "\n" not in msg and str(scene_archive) in msg and "is not cifar-10" in msg
     assert "found 15 classes" in msg and "expected 10 (airplane" in msg and "bedroom" in msg
     assert "itl data prepare cifar-10 --from PATH" in msg
     assert not decoded and _nothing_prepared(data_dir, "cifar-10")
+
+
+def test_the_command_exits_2_with_one_line(scene_archive, data_dir, capsys):
+    from itl import cli
+    assert cli.main(["data", "prepare", "cifar-10", "--from", str(scene_archive)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("itl: error: ") and err.count("\n") == 1 and "is not cifar-10" in err
+    assert _nothing_prepared(data_dir, "cifar-10")
 
 
 def test_15_scene_shards_folder_offered_as_cifar_10_is_refused(tmp_path, data_dir):
@@ -317,6 +329,21 @@ def test_missing_record_is_refused_and_adopting_the_folder_keeps_its_fingerprint
     assert rec["source"]["kind"] == "adopted" and rec["images"]["train"] == [2, 2]
     assert {f.name: f.read_text() for f in folder.glob("fingerprint*")} == fingerprints
     assert len(data.load("15-scene", "train")) == 4
+
+
+def test_a_prepared_folder_given_again_or_copied_keeps_its_record(tmp_path, data_dir,
+                                                                  monkeypatch):
+    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    before = json.loads((folder / "source.json").read_text())
+    assert prepare.prepare("15-scene", folder) == folder
+    copy = tmp_path / "elsewhere" / "15-scene"
+    shutil.copytree(folder, copy)
+    shutil.rmtree(folder)
+    assert prepare.prepare("15-scene", copy) == folder
+    after = json.loads((folder / "source.json").read_text())
+    assert after["source"] == before["source"] and after["source"]["kind"] == "archive"
+    assert {k: after[k] for k in ("classes", "images", "original_image_size", "sizes")} == \
+        {k: before[k] for k in ("classes", "images", "original_image_size", "sizes")}
 
 
 def test_adopting_a_cache_of_another_data_set_is_refused(tmp_path, data_dir, monkeypatch):
