@@ -209,7 +209,8 @@ def _compare_counts(ident: Identity, split: str, counts, source: Path, where: st
         return
     k = next(i for i, (a, b) in enumerate(zip(counts, want)) if a != b)
     c = ident.classes[k]
-    raise _mismatch(ident, source, f"found {sum(counts):,} {split} images in {where} "
+    where = f" in {where}" if where else ""
+    raise _mismatch(ident, source, f"found {sum(counts):,} {split} images{where} "
                                    f"({c}: {counts[k]:,}), expected {sum(want):,} "
                                    f"({c}: {want[k]:,})")
 
@@ -564,7 +565,7 @@ def _index(ident: Identity, unpacked: Path, source: Path) -> dict[str, _Split]:
                                        f"{', '.join(sorted(ident.per_class))}")
     for split, part in index.items():
         _compare_classes(ident, part.classes, source, f"its {split} split")
-        _compare_counts(ident, split, part.counts(), source, f"its {split} split")
+        _compare_counts(ident, split, part.counts(), source, "")
     return index
 
 
