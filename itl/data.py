@@ -50,12 +50,25 @@ def decode_rgb(f: Path) -> torch.Tensor:
 
 
 def read_cache(f: Path, remedy: str) -> ImageSet:
-    """An ImageSet saved by itl (torch file of x, y, classes); unreadable: a DataError."""
+    """An ImageSet saved by itl (torch file of x, y, classes); unreadable or of another shape
+    (not uint8 N x 3 x H x W images with N int64 labels and a list of class names): one
+    DataError naming the file and `remedy`."""
     try:
         blob = torch.load(f, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable cache is the same problem
         raise DataError(f"corrupt data cache {f} ({e}); {remedy}") from e
-    return ImageSet(blob["x"], blob["y"], tuple(blob["classes"]))
+    x, y, classes = (blob.get(k) if isinstance(blob, dict) else None
+                     for k in ("x", "y", "classes"))
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+            and isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)
+            and x.dtype == torch.uint8 and x.ndim == 4 and x.shape[1] == 3
+            and y.dtype == torch.int64 and y.ndim == 1 and len(y) == len(x)):
+        what = (f"{x.dtype} images of {tuple(x.shape)} and {y.dtype} labels of {tuple(y.shape)}"
+                if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+                else f"keys {sorted(blob) if isinstance(blob, dict) else type(blob).__name__}")
+        raise DataError(f"data cache {f} is not an itl image cache (uint8 N x 3 x H x W images, "
+                        f"N int64 labels, class names): it holds {what}; {remedy}")
+    return ImageSet(x, y, tuple(classes))
 
 
 def relabel(images: ImageSet, label_of: dict[str, str], classes: list[str],

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,14 +127,38 @@ def read_voc(root: Path, split: str) -> list[Annotation]:
         except (OSError, ET.ParseError) as e:
             raise DataError(f"unreadable annotation {f}: {e}") from e
         boxes, labels, diff = [], [], []
-        for o in tree.iter("object"):
-            bb = o.find("bndbox")
-            boxes.append([float(bb.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")])
-            labels.append(o.find("name").text.strip())
+        for n, o in enumerate(tree.iter("object"), 1):
+            box = [_voc_number(o, f"bndbox/{k}", f, n) for k in ("xmin", "ymin", "xmax", "ymax")]
+            labels.append(_voc_text(o, "name", f, n))
+            if not all(map(math.isfinite, box)) or box[2] < box[0] or box[3] < box[1]:
+                raise DataError(f"malformed annotation {f}: object {n} ({labels[-1]}) has the "
+                                f"box {box}: xmin <= xmax and ymin <= ymax, finite, needed")
+            boxes.append(box)
             d = o.find("difficult")
-            diff.append(d is not None and d.text.strip() == "1")
+            diff.append(d is not None and (d.text or "").strip() == "1")
         out.append(Annotation(image, torch.tensor(boxes).reshape(-1, 4), labels, diff))
     return out
+
+
+def _voc_text(obj: ET.Element, path: str, f: Path, n: int) -> str:
+    """The text at `path` under the n-th <object> of annotation file f; missing or empty: one
+    DataError naming the file, the object and the tag."""
+    found = obj.find(path)
+    text = (found.text or "").strip() if found is not None else ""
+    if not text:
+        raise DataError(f"malformed annotation {f}: object {n} has "
+                        f"{'no' if found is None else 'an empty'} <{path}>: every <object> "
+                        "needs a <name> and a <bndbox> of <xmin>, <ymin>, <xmax>, <ymax>")
+    return text
+
+
+def _voc_number(obj: ET.Element, path: str, f: Path, n: int) -> float:
+    text = _voc_text(obj, path, f, n)
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"malformed annotation {f}: object {n} has <{path}> {text!r}, "
+                        "not a number") from None
 
 
 @dataclass(frozen=True)

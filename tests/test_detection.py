@@ -115,3 +115,44 @@ def test_detector_settings_reach_faster_rcnn():
     assert default.roi_heads.box_head.fc7.out_features == 1024
     assert default.roi_heads.fg_bg_sampler.batch_size_per_image == 512
     assert default.rpn._post_nms_top_n == {"training": 2000, "testing": 1000}
+
+
+def _voc_with(tmp_path, xml: str):
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("good\nbad\n")
+    ok = ("<annotation><object><name>cat</name><bndbox><xmin>1</xmin><ymin>2</ymin>"
+          "<xmax>10</xmax><ymax>20</ymax></bndbox></object></annotation>")
+    (root / "Annotations" / "good.xml").write_text(ok)
+    (root / "Annotations" / "bad.xml").write_text(xml)
+    return root
+
+
+@pytest.mark.parametrize("xml, message", [
+    ("<annotation><object><name>cat</name>", r"unreadable annotation .*bad.xml: no element"),
+    ("<annotation><object><name>cat</name></object></annotation>",
+     r"malformed annotation .*bad.xml: object 1 has no <bndbox/xmin>"),
+    ("<annotation><object><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax>"
+     "</bndbox></object></annotation>", r"malformed annotation .*bad.xml: object 1 has no <name>"),
+    ("<annotation><object><name> </name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax>"
+     "<ymax>4</ymax></bndbox></object></annotation>",
+     r"malformed annotation .*bad.xml: object 1 has an empty <name>"),
+    ("<annotation><object><name>cat</name><bndbox><xmin>1</xmin><ymin>two</ymin><xmax>3"
+     "</xmax><ymax>4</ymax></bndbox></object></annotation>",
+     r"malformed annotation .*bad.xml: object 1 has <bndbox/ymin> 'two', not a number"),
+    ("<annotation><object><name>cat</name><bndbox><xmin>9</xmin><ymin>2</ymin><xmax>3</xmax>"
+     "<ymax>4</ymax></bndbox></object></annotation>",
+     r"malformed annotation .*bad.xml: object 1 \(cat\) has the box \[9.0, 2.0, 3.0, 4.0\]"),
+    ("<annotation><object><name>cat</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax>"
+     "<ymax>4</ymax></bndbox><difficult/></object></annotation>", None),
+])
+def test_malformed_voc_xml_is_one_error_naming_the_file(tmp_path, xml, message):
+    from itl.data import DataError
+    root = _voc_with(tmp_path, xml)
+    if message is None:  # an empty <difficult/> reads as not difficult
+        assert det.read_voc(root, "train")[1].difficult == [False]
+        return
+    with pytest.raises(DataError, match=message) as e:
+        det.read_voc(root, "train")
+    assert "\n" not in str(e.value)

@@ -1,5 +1,7 @@
 """`itl data prepare`: from shards with SHA256SUMS and from the original layouts, tested with
-small fabricated archives; bad input gives one clear error and leaves nothing prepared."""
+small fabricated archives (each declaring its miniature identity); bad input gives one clear
+error and leaves nothing prepared."""
+import dataclasses
 import hashlib
 import io
 import pickle
@@ -56,6 +58,18 @@ def _shards(folder: Path, archives: dict[str, dict[str, bytes]]) -> Path:
     return folder
 
 
+def expect(monkeypatch, name: str, **changes) -> None:
+    """Replace data set `name`'s identity (classes, images per class, image size...) by a
+    miniature one for a fabricated source."""
+    monkeypatch.setitem(prepare.IDENTITIES, name,
+                        dataclasses.replace(prepare.IDENTITIES[name], **changes))
+
+
+def _expect_tiny(monkeypatch, **changes) -> None:
+    expect(monkeypatch, "tiny-imagenet-200", classes=("n01443537", "n02094433"),
+           per_class={"train": 3, "test": 2}, image_size=(16, 16), **changes)
+
+
 def _nothing_prepared(root: Path, name: str) -> bool:
     return not (root / name).exists() and not list(root.glob(".staging-*"))
 
@@ -67,7 +81,8 @@ def data_dir(tmp_path, monkeypatch):
     return d
 
 
-def test_from_shards_with_checksums(tmp_path, data_dir):
+def test_from_shards_with_checksums(tmp_path, data_dir, monkeypatch):
+    _expect_tiny(monkeypatch)
     files = _tiny_files()
     train = {k: v for k, v in files.items() if "/train/" in k}
     rest = {k: v for k, v in files.items() if "/train/" not in k}
@@ -81,16 +96,17 @@ def test_from_shards_with_checksums(tmp_path, data_dir):
     assert data.fingerprint("tiny-imagenet-200").startswith("tiny-imagenet-200-")
 
 
-def test_from_the_original_zip(tmp_path, data_dir):
+def test_from_the_original_zip(tmp_path, data_dir, monkeypatch):
     z = tmp_path / "tiny-imagenet-200.zip"
     with zipfile.ZipFile(z, "w") as zf:
         for name, blob in _tiny_files().items():
             zf.writestr(name, blob)
+    _expect_tiny(monkeypatch, archive_md5=hashlib.md5(z.read_bytes()).hexdigest())
     prepare.prepare("tiny-imagenet-200", z, size=32)
     assert prepare.load("tiny-imagenet-200", "train", 32).x.shape == (6, 3, 32, 32)
 
 
-def test_cifar_python_batches(tmp_path, data_dir):
+def test_cifar_python_batches(tmp_path, data_dir, monkeypatch):
     def batch(n):
         return {b"data": torch.randint(0, 256, (n, 3072), dtype=torch.uint8).numpy(),
                 b"labels": [i % 10 for i in range(n)]}
@@ -99,16 +115,18 @@ def test_cifar_python_batches(tmp_path, data_dir):
     files["cifar-10-batches-py/test_batch"] = pickle.dumps(batch(3))
     files["cifar-10-batches-py/batches.meta"] = pickle.dumps(
         {b"label_names": [f"c{i}".encode() for i in range(10)]})
-    prepare.prepare("cifar-10", _tar(tmp_path / "cifar-10-python.tar.gz", files), size=32)
+    archive = _tar(tmp_path / "cifar-10-python.tar.gz", files)
+    expect(monkeypatch, "cifar-10", classes=tuple(f"c{i}" for i in range(10)),
+           per_class={"train": (5,) * 4 + (0,) * 6, "test": (1,) * 3 + (0,) * 7},
+           archive_md5=hashlib.md5(archive.read_bytes()).hexdigest())
+    prepare.prepare("cifar-10", archive, size=32)
     tr = prepare.load("cifar-10", "train", 32)
     assert len(tr) == 20 and tr.x.shape[1:] == (3, 32, 32) and tr.classes[3] == "c3"
 
 
 def test_scene_classes_without_split_get_the_standard_split(tmp_path, data_dir, monkeypatch):
-    monkeypatch.setattr(prepare, "SCENE_TRAIN_PER_CLASS", 3)
-    monkeypatch.setattr(prepare, "_scene_original",
-                        lambda root, size, per_class=3, f=prepare._scene_original:
-                        f(root, size, per_class))
+    expect(monkeypatch, "15-scene", classes=("coast", "forest"),
+           per_class={"train": 3, "test": 2})
     files = {f"scenes/{c}/{i}.jpg": _jpeg() for c in ("coast", "forest") for i in range(5)}
     prepare.prepare("15-scene", _tar(tmp_path / "scene.tar.gz", files))
     tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
@@ -140,7 +158,8 @@ def test_missing_split_is_named(tmp_path, data_dir):
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
-def test_unreadable_image_is_named(tmp_path, data_dir):
+def test_unreadable_image_is_named(tmp_path, data_dir, monkeypatch):
+    expect(monkeypatch, "15-scene", classes=("a",), per_class={"train": 2, "test": 3})
     files = {f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}
     files["15-scene/test/a/broken.jpg"] = b"not a jpeg"
     with pytest.raises(data.DataError, match="unreadable image .*broken.jpg"):
