@@ -212,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_subsets)
     dp = sub.add_parser("data", help="prepare a real data set (small scale)")
     dp.add_argument("action", choices=["prepare"])
-    dp.add_argument("name", help="tiny-imagenet-200 | 15-scene | cifar-10")
+    dp.add_argument("name", help="tiny-imagenet-200 | 15-scene | cifar-10 | bccd")
     dp.add_argument("--from", dest="source", required=True,
                     help="a folder of shards with SHA256SUMS, the original archive, or a folder")
     dp.add_argument("--size", type=_whole(8, 1024, "an image size"), default=64,
