@@ -229,10 +229,7 @@ def metrics_record(s: dict) -> dict:
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
     """Render reports/<scale>/<section>.md (+ plot and its data, + JSON, + metrics) from the
     run store, or remove them when the store does not hold all of the section's results."""
-    scale = scales.get(scale_name)
-    res = pipeline.results(scale_name, claim.conditions(scale), compute=False,
-                           probes=claim.probes(scale))
-    s = section(claim, scale_name, res)
+    s = store_section(claim, scale_name)
     write_section_files(s, paths.reports_dir() / scale_name)
     return s
 
