@@ -1,16 +1,29 @@
-"""Results beside the paper's: per-section tables (tabulate), figure-style plots (matplotlib),
-a summary of verdicts, and the same numbers as JSON for DVC metrics.
+"""Results beside the paper's: per-section tables (tabulate), figure-style plots (matplotlib)
+with their data as CSV (for `dvc plots show`), a summary of verdicts, and the numbers as JSON:
+`<section>.json` with every seed's results, `metrics/<section>.json` one concise record per
+claim (for `dvc metrics show`).
 
-Reports are rendered from the run store alone (never training), so pytest, the CLI and DVC
-render the same thing. Paper values come from `itl/resources/paper_values.json`, each with its
-source; a value the paper does not give stays blank.
+`reports/<scale>/` is a pure function of the run store (never training), so pytest, the CLI and
+DVC render the same thing: a section whose conditions do not all have results for every seed
+of the scale has no files, and a stale one is removed. The same reports can be re-derived from
+the run records committed beside them (`reports/<scale>/runs/`, `export_runs`) without the data
+or the store (`sections_from_records`), which is how CI checks the committed verdicts. Paper
+values come from `itl/resources/paper_values.json`, each with its source; a value the paper
+does not give stays blank.
 """
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
+import math
 import os
 import platform
+import shutil
 import statistics
+from collections.abc import Iterator
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +33,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from itl import claims, labels, paths, pipeline, runs, scales  # noqa: E402
+from itl import claims, data, labels, paths, pipeline, runs, scales, subsets  # noqa: E402
 
 
 def paper_values() -> dict:
@@ -58,8 +71,9 @@ def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
     est, verdict = claim.verdict(results, scale)
     cols = _metrics(claim, scale)
     pv = paper_values().get(claim.id, {})
+    conds = claim.conditions(scale)
     rows = []
-    for cond in claim.conditions(scale) + (pipeline.RANDOM,):
+    for cond in conds + (pipeline.RANDOM,):
         per_seed = results.get(cond, {})
         row = [cond if cond != pipeline.RANDOM else "random init (no pre-training)",
                len(per_seed)]
@@ -68,7 +82,8 @@ def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
         row.append(_paper_cell(pv.get("values", []), cond))
         rows.append(row)
     headers = ["condition", "seeds"] + [c[1] for c in cols] + ["paper"]
-    return {"claim": claim, "scale": scale, "metric": metric, "estimate": est,
+    return {"claim": claim, "scale": scale, "conditions": conds, "metric": metric,
+            "estimate": est,
             "verdict": verdict, "table": tabulate(rows, headers, tablefmt="github"),
             "paper": pv, "results": results}
 
@@ -103,37 +118,37 @@ def _markdown(s: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot_images_per_class(s: dict, path: Path) -> None:
+def _figure_images_per_class(s: dict) -> dict:
     """Laid out like the paper's Figure 1: performance against images per class."""
     scale: scales.Scale = s["scale"]
-    res = s["results"]
-    conds = [c for c in s["claim"].conditions(scale) if c in res]
+    conds = sorted((c for c in s["conditions"] if c in s["results"]),
+                   key=lambda c: int(c.split("=")[1]))
     keys = [("source_top1", "source top-1"), (s["metric"], s["metric"])]
     keys += [(f"{t}/linear", f"{_shown(t)} linear probe") for t in scale.targets]
-    _plot(s, path, conds, [int(c.split("=")[1]) for c in conds], keys,
-          "pre-training images per class (paper's units; 1000 = full source)")
+    return {"conds": conds, "xs": [int(c.split("=")[1]) for c in conds], "keys": keys,
+            "x": "images_per_class",
+            "xlabel": "pre-training images per class (paper's units; 1000 = full source)"}
 
 
-def _plot_classes(s: dict, path: Path) -> None:
+def _figure_classes(s: dict) -> dict:
     """Laid out like the paper's Figure 2: performance against the number of classes."""
     scale: scales.Scale = s["scale"]
-    res = s["results"]
     n_full = len(labels.dataset_leaves(scale.source))
     count = {c: (n_full if c == claims.FULL else int(c.rsplit(":", 1)[1]))
-             for c in s["claim"].conditions(scale) if c in res}
+             for c in s["conditions"] if c in s["results"]}
     conds = sorted(count, key=count.get)
     keys = [(f"{claims.fine_probe(scale)}/linear", "source, fine classes (last layer re-trained)"),
             (s["metric"], s["metric"])]
     keys += [(f"{t}/linear", f"{_shown(t)} linear probe") for t in scale.targets]
-    _plot(s, path, conds, [count[c] for c in conds], keys,
-          f"pre-training classes (WordNet levels of the {n_full} source classes)")
+    return {"conds": conds, "xs": [count[c] for c in conds], "keys": keys, "x": "classes",
+            "xlabel": f"pre-training classes (WordNet levels of the {n_full} source classes)"}
 
 
-def _plot(s: dict, path: Path, conds: list[str], xs: list[int], keys: list[tuple[str, str]],
-          xlabel: str) -> None:
+def _plot(s: dict, fig: dict, path: Path) -> None:
     res = s["results"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for key, label in keys:
+    conds, xs = fig["conds"], fig["xs"]
+    f, ax = plt.subplots(figsize=(6.4, 4.2))
+    for key, label in fig["keys"]:
         ys = [[m[key] for m in res[c].values()] for c in conds]
         ax.errorbar(xs, [statistics.fmean(y) for y in ys],
                     yerr=[statistics.stdev(y) if len(y) > 1 else 0 for y in ys],
@@ -146,56 +161,115 @@ def _plot(s: dict, path: Path, conds: list[str], xs: list[int], keys: list[tuple
     ax.set_xscale("log")
     ax.set_xticks(sorted(set(xs)), [str(x) for x in sorted(set(xs))])
     ax.minorticks_off()
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(fig["xlabel"])
     ax.set_ylabel("top-1 accuracy (%), mean ± std over seeds")
     ax.set_title(f"{s['claim'].id} at {s['scale'].name} scale: {s['verdict']}")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    f.tight_layout()
     paths.ensure_writable(path.parent)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    f.savefig(path, dpi=120)
+    plt.close(f)
 
 
-PLOTS = {"section4": ("figure1_images_per_class.png", _plot_images_per_class),
-         "section5_1": ("figure2_number_of_classes.png", _plot_classes)}
+def _mean(values: list[float]) -> str:
+    return f"{statistics.fmean(values):.2f}" if values else ""
+
+
+def _plot_data(s: dict, fig: dict) -> str:
+    """The figure's data for `dvc plots show` (dvc.yaml, top-level `plots:`): one row per
+    condition, x then the mean over seeds of the source curve, the transfer metric and the
+    transfer metric of a randomly initialised network."""
+    res = s["results"]
+    (source, _), (metric, _) = fig["keys"][:2]
+    rnd = _mean([m[metric] for m in res.get(pipeline.RANDOM, {}).values()])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([fig["x"], "condition", "source", "transfer", "random_init"])
+    for cond, x in zip(fig["conds"], fig["xs"]):
+        per_seed = res[cond].values()
+        w.writerow([x, cond, _mean([m[source] for m in per_seed]),
+                    _mean([m[metric] for m in per_seed]), rnd])
+    return buf.getvalue()
+
+
+FIGURES = {"section4": ("figure1_images_per_class", _figure_images_per_class),
+           "section5_1": ("figure2_number_of_classes", _figure_classes)}
 
 
 def has_results(s: dict) -> bool:
-    """Whether every condition of the section has results (the random-init baseline and the
-    full-data condition are shared by many sections, so one of them alone does not count)."""
-    return all(s["results"].get(c) for c in s["claim"].conditions(s["scale"]))
+    """Whether every condition of the section, and the random-init baseline it is measured
+    against, has results for every seed of the scale (the baseline and the full-data condition
+    are shared by many sections, so they alone do not count)."""
+    seeds = set(s["scale"].seeds)
+    return all(seeds <= set(s["results"].get(c, {}))
+               for c in s["conditions"] + (pipeline.RANDOM,))
+
+
+def section_files(claim_id: str) -> tuple[str, ...]:
+    """The files of one section under reports/<scale>/, as paths relative to it."""
+    out = (f"{claim_id}.md", f"{claim_id}.json", f"metrics/{claim_id}.json")
+    if claim_id in FIGURES:
+        out += (f"{FIGURES[claim_id][0]}.png", f"{FIGURES[claim_id][0]}.csv")
+    return out
+
+
+def _number(x: float) -> float | None:
+    """A statistic as DVC shows it: to the precision the reports print, None for no value."""
+    return None if math.isnan(x) else round(x, 2)
+
+
+def metrics_record(s: dict) -> dict:
+    """The claim's concise record for DVC (`reports/<scale>/metrics/<claim>.json`: one row per
+    claim in `dvc metrics show`)."""
+    est = s["estimate"]
+    return {"statistic": _number(est.mean), "lo": _number(est.lo), "hi": _number(est.hi),
+            "verdict": s["verdict"], "seeds": est.n}
 
 
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
-    """Render reports/<scale>/<section>.md (+ plot, + JSON) from the run store."""
-    scale = scales.get(scale_name)
-    res = pipeline.results(scale_name, claim.conditions(scale), compute=False,
-                           probes=claim.probes(scale))
-    s = section(claim, scale_name, res)
-    if not has_results(s):
-        return s  # nothing run for this claim at this scale: no files to show
-    out = paths.ensure_writable(paths.reports_dir() / scale_name)
-    paths.atomic_write_text(out / f"{claim.id}.md", _markdown(s))
-    if claim.id in PLOTS:
-        name, plot = PLOTS[claim.id]
-        plot(s, out / name)
-    est = s["estimate"]
-    paths.atomic_write_json(out / f"{claim.id}.json", {
-        "claim": claim.id, "verdict": s["verdict"], "metric": s["metric"],
-        "statistic": {"mean": est.mean, "lo": est.lo, "hi": est.hi, "n": est.n},
-        "results": {c: {str(k): v for k, v in r.items()} for c, r in res.items()}})
+    """Render reports/<scale>/<section>.md (+ plot and its data, + JSON, + metrics) from the
+    run store, or remove them when the store does not hold all of the section's results."""
+    s = store_section(claim, scale_name)
+    write_section_files(s, paths.reports_dir() / scale_name)
     return s
+
+
+def write_section_files(s: dict, out: Path) -> None:
+    """The files of section `s` under `out`; none (stale ones removed) without all results."""
+    cid = s["claim"].id
+    if not has_results(s):
+        for name in section_files(cid):
+            (out / name).unlink(missing_ok=True)
+        return
+    paths.ensure_writable(out)
+    paths.atomic_write_text(out / f"{cid}.md", _markdown(s))
+    if cid in FIGURES:
+        name, figure = FIGURES[cid]
+        fig = figure(s)
+        _plot(s, fig, out / f"{name}.png")
+        paths.atomic_write_text(out / f"{name}.csv", _plot_data(s, fig))
+    est = s["estimate"]
+    paths.atomic_write_json(out / f"{cid}.json", {
+        "claim": cid, "verdict": s["verdict"], "metric": s["metric"],
+        "statistic": {"mean": est.mean, "lo": est.lo, "hi": est.hi, "n": est.n},
+        "results": {c: {str(k): v for k, v in r.items()} for c, r in s["results"].items()}})
+    paths.atomic_write_json(out / "metrics" / f"{cid}.json", metrics_record(s))
+
+
+def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]]:
+    """(config, metrics) of every finished run of `kind` and the scale under `folder`."""
+    out = []
+    for f in sorted((folder / kind).glob("*/metrics.json")):
+        cfg = json.loads((f.parent / "config.json").read_text())
+        if cfg.get("scale") == scale_name:
+            out.append((cfg, json.loads(f.read_text())))
+    return out
 
 
 def run_records(scale_name: str) -> list[tuple[str, dict, dict]]:
     """(kind, config, metrics) of every finished run of the scale in the run store."""
-    out = []
-    for kind in ("pretrain", "transfer"):
-        for f in sorted((paths.runs_dir() / kind).glob("*/metrics.json")):
-            cfg = json.loads((f.parent / "config.json").read_text())
-            if cfg.get("scale") == scale_name:
-                out.append((kind, cfg, json.loads(f.read_text())))
-    return out
+    return [(kind, cfg, m) for kind in ("pretrain", "transfer")
+            for cfg, m in _records(paths.runs_dir(), kind, scale_name)]
 
 
 def _timings(records: list[tuple[str, dict, dict]]) -> str:
@@ -229,18 +303,41 @@ def _detection_note(scale_name: str) -> str:
             f"`{pipeline.primary_metric(scale_name)}`.")
 
 
+def store_section(claim: claims.Claim, scale_name: str) -> dict:
+    """Section `claim` from what the run store holds (no files written)."""
+    scale = scales.get(scale_name)
+    return section(claim, scale_name, pipeline.results(
+        scale_name, claim.conditions(scale), compute=False, probes=claim.probes(scale)))
+
+
+def _every_claim(scale_name: str, sections: list[dict]) -> list[dict]:
+    """`sections`, completed from the run store with every other claim, in claims.CLAIMS order."""
+    given = {s["claim"].id: s for s in sections}
+    return [given[c.id] if c.id in given else store_section(c, scale_name)
+            for c in claims.CLAIMS.values()]
+
+
+def summary_rows(sections: list[dict]) -> list[list[str]]:
+    """The verdict table of the summary: one row per section with results."""
+    return [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
+             s["claim"].statement] for s in sections if has_results(s)]
+
+
+SUMMARY_HEADERS = ["claim", "question", "verdict", "statistic (95% CI)", "the paper's finding"]
+
+
 def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
     """reports/<scale>/summary.md: verdicts of the sections that have results, the source
     task's top-1, and the seconds and device of every run they are made of; `wall_seconds` is
-    the pytest session's (None when rendered from the run store, as `itl report` and DVC do)."""
+    the pytest session's (None when rendered from the run store, as `itl report` and DVC do).
+    Claims missing from `sections` are looked up in the run store, so the summary shows what
+    the store holds whichever sections a session ran."""
     out = paths.ensure_writable(paths.reports_dir() / scale_name)
+    sections = _every_claim(scale_name, sections)
     ran = [s for s in sections if has_results(s)]
-    rows = [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
-             s["claim"].statement] for s in ran]
     skipped = [s["claim"].id for s in sections if not has_results(s)]
     text = (f"# itl summary, scale `{scale_name}`\n\n"
-            + tabulate(rows, ["claim", "question", "verdict", "statistic (95% CI)",
-                              "the paper's finding"], tablefmt="github")
+            + tabulate(summary_rows(sections), SUMMARY_HEADERS, tablefmt="github")
             + (f"\n\nNot run (or not all of their conditions) at this scale yet: "
                f"{', '.join(skipped)}." if skipped else "")
             + _detection_note(scale_name)
@@ -255,31 +352,188 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
     return out / "summary.md"
 
 
+def render(scale_name: str, wall_seconds: float | None = None) -> list[dict]:
+    """reports/<scale>/ from the run store: every claim's section files (written, or removed
+    when the store lacks some of its results), no files of claims itl no longer has, and the
+    summary."""
+    out = paths.reports_dir() / scale_name
+    sections = [write_section(c, scale_name) for c in claims.CLAIMS.values()]
+    known = {f for c in claims.CLAIMS for f in section_files(c)}
+    for f in [*out.glob("section*.md"), *out.glob("section*.json"), *out.glob("metrics/*.json")]:
+        if f.relative_to(out).as_posix() not in known:
+            f.unlink()
+    write_summary(scale_name, sections, wall_seconds)
+    return sections
+
+
+# ---------------------------------------------------------------- committed run records
+
+SETTINGS = "settings.json"  # beside the exported records: the settings the report was made with
+
+
+def _data_names(scale: scales.Scale) -> set[str]:
+    """The data sets (without views or subset rules) a scale's conditions and targets name."""
+    names = [scale.source, scale.extra or "", *scale.targets,
+             *scales.SCALES[scale.name].detection]
+    return {n.partition("|")[0].partition(":")[0] for n in names if n}
+
+
 def export_runs(scale_name: str) -> Path:
-    """reports/<scale>/runs/<kind>/<hash>/: config, metrics and per-epoch log of every run of
-    the scale (no checkpoints), to commit beside the report."""
+    """reports/<scale>/runs/: a copy of the run store's records of the scale, to commit beside
+    the report: `<kind>/<hash>/` with config, metrics and per-epoch log of every run (no
+    checkpoints; records of runs the store no longer holds are removed); `data/<name>/` with the
+    fingerprint and class list of each prepared data set the scale uses (what its conditions and
+    run configs are derived from, a few kB); and `settings.json` (ITL_DETECTION). From these
+    alone `sections_from_records` re-derives the reports, without data or run store."""
     out = paths.reports_dir() / scale_name / "runs"
-    for kind, cfg, m in run_records(scale_name):
+    records = run_records(scale_name)
+    kept = {m["run"] for _, _, m in records}
+    for kind in ("pretrain", "transfer"):
+        for d in sorted((out / kind).glob("*")):
+            if f"{kind}/{d.name}" not in kept:
+                shutil.rmtree(d)
+    for _, _, m in records:
         d = paths.runs_dir() / m["run"]
         for f in ("config.json", "metrics.json", "log.jsonl"):
             if (d / f).exists():
                 paths.atomic_write_text(paths.ensure_writable(out / m["run"]) / f,
                                         (d / f).read_text())
+    export_data_records(scale_name, out)
     return out
 
+
+def export_data_records(scale_name: str, out: Path) -> None:
+    """out/data/<name>/{fingerprint,wnids.txt} of the prepared data sets of the scale that
+    have them, and out/settings.json."""
+    for name in sorted(_data_names(scales.SCALES[scale_name])):
+        for f in ("fingerprint", "wnids.txt"):
+            src = paths.data_dir() / name / f
+            if src.is_file():
+                paths.atomic_write_text(paths.ensure_writable(out / "data" / name) / f,
+                                        src.read_text())
+    paths.atomic_write_json(out / SETTINGS, {"detection": scales.detection_setting()})
+
+
+@contextlib.contextmanager
+def _reading_records(folder: Path) -> Iterator[None]:
+    """ITL_RUNS at the records, ITL_DATA at their data files (if any: smoke's data sets are
+    generated and need none) and ITL_DETECTION as recorded, restored afterwards."""
+    settings = folder / SETTINGS
+    env = {"ITL_RUNS": str(folder)}
+    if (folder / "data").is_dir():
+        env["ITL_DATA"] = str(folder / "data")
+    if settings.is_file():
+        env["ITL_DETECTION"] = json.loads(settings.read_text())["detection"]
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _normal(obj: object) -> object:
+    return json.loads(json.dumps(obj))
+
+
+def _pretrain_record(scale: scales.Scale, pretrains: list[tuple[dict, dict]], cond: str,
+                     seed: int) -> dict | None:
+    """The metrics of the recorded pre-training of (cond, seed): the record whose config is
+    the one pipeline.pretrain_config writes, up to the manifest's digest (computing it needs
+    the images), with the recorded data fingerprint standing in for it."""
+    rule, params = subsets.parse_rule(cond)
+    want = _normal({"protocol": pipeline.PROTOCOL, "scale": scale.name,
+                    "source": data.fingerprint(pipeline.source_name(scale, cond)),
+                    "subset": {"rule": rule, **params}, "pretrain": asdict(scale.pretrain),
+                    "seed": seed})
+    hits = [m for cfg, m in pretrains if {k: v for k, v in cfg.items() if k != "manifest"} == want]
+    if len(hits) > 1:
+        raise ValueError(f"{len(hits)} recorded pre-trainings of {cond} seed {seed} differ only "
+                         f"in their manifest: {', '.join(m['run'] for m in hits)}")
+    return hits[0] if hits else None
+
+
+def _results_in_records(scale_name: str, conditions: tuple[str, ...],
+                        probes: tuple[tuple[str, str], ...]) -> dict:
+    """pipeline.results(compute=False) over the records in ITL_RUNS (inside _reading_records):
+    pre-trainings matched by config, transfers looked up by pipeline.transfer_one's own key."""
+    scale = scales.get(scale_name)
+    pretrains = _records(paths.runs_dir(), "pretrain", scale_name)
+    # the (target, method) pairs of pipeline.condition
+    pairs = [(t, m) for t in scale.targets for m in pipeline.METHODS] + list(probes)
+    pairs += [(t, "detect") for t in scale.detection]
+    out: dict = {}
+    for cond in conditions + (pipeline.RANDOM,):
+        for seed in scale.seeds:
+            if cond == pipeline.RANDOM:
+                r, run = {}, pipeline.RANDOM
+            else:
+                pre = _pretrain_record(scale, pretrains, cond, seed)
+                if pre is None:
+                    continue
+                r, run = {"source_top1": pre["source_top1"], "pretrain_run": pre["run"]}, pre["run"]
+            for target, method in pairs:
+                t = pipeline.transfer_one(scale_name, run, target, method, seed, compute=False)
+                if t is None:
+                    break
+                r[f"{target}/{method}"] = t["top1"]
+            else:
+                out.setdefault(cond, {})[seed] = r
+    return out
+
+
+def results_from_records(scale_name: str, folder: Path, conditions: tuple[str, ...],
+                         probes: tuple[tuple[str, str], ...] = ()) -> dict:
+    """{condition: {seed: metrics}} as pipeline.results(compute=False) gives it, from the run
+    records under `folder` (`export_runs`) instead of the run store."""
+    with _reading_records(folder):
+        return _results_in_records(scale_name, conditions, probes)
+
+
+def sections_from_records(scale_name: str, folder: Path) -> list[dict]:
+    """Every claim's section (statistic, interval, verdict, table), from the run records under
+    `folder` alone, with the settings they were exported with."""
+    with _reading_records(folder):
+        scale = scales.get(scale_name)
+        return [section(c, scale_name,
+                        _results_in_records(scale_name, c.conditions(scale), c.probes(scale)))
+                for c in claims.CLAIMS.values()]
+
+
+# ---------------------------------------------------------------- README
 
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
+def scale_sections(scale_name: str) -> list[dict]:
+    """A scale's sections as the README states them: re-derived from the run records committed
+    under reports/<scale>/runs/ where there are some, else from the run store (none when the
+    store holds no run of the scale)."""
+    records = paths.reports_dir() / scale_name / "runs"
+    if records.is_dir():
+        return sections_from_records(scale_name, records)
+    if not run_records(scale_name):
+        return []
+    return [store_section(c, scale_name) for c in claims.CLAIMS.values()]
+
+
 def readme_table(scale_names: tuple[str, ...] = ("smoke", "small", "paper")) -> str:
-    """The README's results table, from reports/<scale>/<claim>.json of the scales run so far."""
-    ran = [s for s in scale_names if (paths.reports_dir() / s).is_dir()]
+    """The README's results table: a column per scale with results (from its committed run
+    records, else the run store), a verdict per claim, "not run" where a claim has none."""
+    verdicts = {}
+    for name in scale_names:
+        got = {s["claim"].id: s["verdict"] for s in scale_sections(name) if has_results(s)}
+        if got:
+            verdicts[name] = got
+    ran = list(verdicts)
     rows = []
     for c in claims.CLAIMS.values():
         row = [f"{c.id}: {c.question}", c.statement]
-        for s in ran:
-            f = paths.reports_dir() / s / f"{c.id}.json"
-            row.append(json.loads(f.read_text())["verdict"] if f.exists() else "not run")
+        row += [verdicts[s].get(c.id, "not run") for s in ran]
         row.append(f"`pytest experiments -k {c.id} --scale {ran[0] if ran else 'smoke'}`")
         rows.append(row)
     return tabulate(rows, ["claim", "the paper's finding", *ran, "command"], tablefmt="github")

@@ -3,7 +3,9 @@
 Each stage is a pure function plus a thin `main()` reading its own section of `params.yaml`.
 They call the same pipeline as the pytest experiments and share its run store, so whichever runs
 first trains a condition and the other reuses it; a stage then copies what DVC should track
-(manifests, checkpoints, metrics) to its own outputs under `dvc/<scale>/`.
+(manifests, checkpoints, per-seed results) to its own outputs under `dvc/<scale>/`; the report
+stage renders `reports/<scale>/`, whose per-claim records are DVC's metrics and whose figure
+data are its plots.
 """
 from __future__ import annotations
 
@@ -74,9 +76,11 @@ def transfer(scale_name: str, claim: claims.Claim, out: Path) -> None:
     paths.atomic_write_json(out, {c: {str(s): r for s, r in v.items()} for c, v in res.items()})
 
 
-def render(scale_name: str, cs: list[claims.Claim]) -> None:
-    sections = [report.write_section(c, scale_name) for c in cs]
-    report.write_summary(scale_name, sections, None)
+def render(scale_name: str) -> None:
+    """reports/<scale>/ from the run store, every claim (report.render): the sections whose
+    results the store holds, with their metrics (`reports/<scale>/metrics/<claim>.json`, one
+    row per claim in `dvc metrics show`) and figure data (`figure*.csv`, `dvc plots show`)."""
+    report.render(scale_name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             transfer(scale, claim, OUT / scale / "transfer" / f"{claim.id}.json")
     else:
-        render(scale, cs)
+        render(scale)
     return 0
 
 

@@ -1,8 +1,14 @@
-"""Reports are rendered from the run store: the summary shows the claims that have results,
-names those that do not, and gives each kind of run's seconds and device from its metrics."""
+"""Reports are a pure function of the run store: the summary shows the claims that have results,
+names those that do not, and gives each kind of run's seconds and device from its metrics; a
+section without all its results has no files; the README table and the committed run records
+say what the store holds."""
+import hashlib
 import json
+import shutil
 
-from itl import claims, pipeline, report
+import pytest
+
+from itl import claims, paths, pipeline, report, scales, train, transfer
 
 
 def _run(root, kind, name, config, seconds, device):
@@ -34,7 +40,8 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
                             pipeline.RANDOM: res[pipeline.RANDOM]})
     text = report.write_summary("smoke", [ran, unrun], None).read_text()
     assert "| section6 " in text and "| section4 " not in text
-    assert "at this scale yet: section4." in text
+    assert ("at this scale yet: section4, section5_1, section5_2, section5_3, section5_4, "
+            "section5_5, section5_6a, section5_6b." in text)  # the others: from the empty store
     assert "top-1 after full-data pre-training: 40.5 ± 0.7% over 2 seeds" in text
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines()
             if line.startswith("| pre-training") or line.startswith("| transfer")]
@@ -44,8 +51,11 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
     out = report.export_runs("smoke")
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
         "pretrain", "pretrain/a", "pretrain/a/config.json", "pretrain/a/metrics.json",
-        "pretrain/b", "pretrain/b/config.json", "pretrain/b/metrics.json",
+        "pretrain/b", "pretrain/b/config.json", "pretrain/b/metrics.json", "settings.json",
         "transfer", "transfer/c", "transfer/c/config.json", "transfer/c/metrics.json"]
+    shutil.rmtree(runs / "pretrain" / "b")  # gone from the store: gone from the records
+    out = report.export_runs("smoke")
+    assert not (out / "pretrain" / "b").exists() and (out / "pretrain" / "a").exists()
 
 
 def test_a_claim_without_results_writes_no_section_files(tmp_path, monkeypatch):
@@ -53,3 +63,94 @@ def test_a_claim_without_results_writes_no_section_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ITL_REPORTS", str(tmp_path / "reports"))
     s = report.write_section(claims.CLAIMS["section6"], "smoke")
     assert not s["results"] and not (tmp_path / "reports").exists()
+
+
+def _top1(*parts) -> float:
+    """A made-up accuracy, fixed by what the run is (20 to 80 %)."""
+    return 20.0 + int(hashlib.sha256(repr(parts).encode()).hexdigest(), 16) % 6000 / 100
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """pipeline's own runs (configs, keys, run store), with training replaced by made-up
+    numbers: a run store as the experiments would leave it, in a second."""
+    monkeypatch.setattr(train, "pretrain", lambda cfg, tr, te, full, seed, d, label="": {
+        "source_top1": _top1(label), "classes": len(tr.classes), "steps": 1})
+    monkeypatch.setattr(pipeline, "_pretrained_net", lambda scale, run: run)
+    monkeypatch.setattr(transfer, "finetune", lambda net, model, tr, te, st, seed: {
+        "top1": _top1(net, "finetune", seed)})
+    monkeypatch.setattr(transfer, "linear_probe", lambda net, tr, te, st, seed: {
+        "top1": _top1(net, "linear", seed, len(tr.classes))})
+    monkeypatch.setattr(transfer, "knn", lambda net, tr, te, st: {
+        "top1": _top1(net, "knn", len(tr.classes))})
+
+
+def _train(claim_id: str) -> dict:
+    claim = claims.CLAIMS[claim_id]
+    scale = scales.get("smoke")
+    return pipeline.results("smoke", claim.conditions(scale), probes=claim.probes(scale))
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training):
+    res = _train("section4")
+    out = paths.reports_dir() / "smoke"
+    (out / "metrics").mkdir(parents=True)
+    for stale in ("section6.md", "section6.json", "metrics/section6.json", "section9.md"):
+        (out / stale).write_text("from an older run store")
+    sections = report.render("smoke")
+    assert [s["claim"].id for s in sections if report.has_results(s)] == ["section4"]
+    assert _files(out) == ["figure1_images_per_class.csv", "figure1_images_per_class.png",
+                           "metrics/section4.json", "section4.json", "section4.md",
+                           "summary.md"]
+    s = sections[0]
+    assert json.loads((out / "metrics" / "section4.json").read_text()) == {
+        "statistic": round(s["estimate"].mean, 2), "lo": round(s["estimate"].lo, 2),
+        "hi": round(s["estimate"].hi, 2), "verdict": s["verdict"], "seeds": 2}
+    csv = (out / "figure1_images_per_class.csv").read_text().splitlines()
+    assert csv[0] == "images_per_class,condition,source,transfer,random_init"
+    metric = pipeline.primary_metric("smoke")
+    fifty = res["images-per-class=50"]
+    assert csv[1].split(",")[:4] == [
+        "50", "images-per-class=50",
+        f"{(fifty[0]['source_top1'] + fifty[1]['source_top1']) / 2:.2f}",
+        f"{(fifty[0][metric] + fifty[1][metric]) / 2:.2f}"]
+    assert "| section4 " in (out / "summary.md").read_text()
+
+    # one seed of the random-init baseline's fine-tuning leaves the store: section 4 is not run
+    for f in (paths.runs_dir() / "transfer").glob("*/config.json"):
+        cfg = json.loads(f.read_text())
+        if cfg["pretrain"] == pipeline.RANDOM and cfg["seed"] == 1 and cfg["method"] == "finetune":
+            shutil.rmtree(f.parent)
+    sections = report.render("smoke")
+    assert not any(report.has_results(s) for s in sections)
+    assert _files(out) == ["summary.md"]
+    assert "| section4 " not in (out / "summary.md").read_text()
+
+
+def test_run_records_give_what_the_store_gives_and_the_readme_shows_only_that(fake_training):
+    _train("section6")
+    store = {c.id: report.store_section(c, "smoke") for c in claims.CLAIMS.values()}
+    records = report.export_runs("smoke")
+    for s in report.sections_from_records("smoke", records):
+        want = store[s["claim"].id]
+        assert s["results"] == want["results"]
+        assert (str(s["estimate"]), s["verdict"]) == (str(want["estimate"]), want["verdict"])
+    scale = scales.get("smoke")
+    claim = claims.CLAIMS["section6"]
+    assert report.results_from_records("smoke", records, claim.conditions(scale)) == \
+        pipeline.results("smoke", claim.conditions(scale), compute=False)
+
+    rows = {line.split("|")[1].split(":")[0].strip(): line for line in
+            report.readme_table().splitlines()[2:]}
+    assert "| smoke " in report.readme_table() and "| small " not in report.readme_table()
+    assert f"| {store['section6']['verdict']} " in rows["section6"]
+    assert "| not run " in rows["section4"]
+
+    shutil.rmtree(paths.runs_dir())  # the records alone still say what the store held
+    assert f"| {store['section6']['verdict']} " in report.readme_table()
+    shutil.rmtree(records)  # neither records nor store: no smoke column
+    assert "| smoke " not in report.readme_table()
