@@ -99,8 +99,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         report.update_readme(Path(a.readme))
         print(a.readme)
         return 0
-    sections = [report.write_section(c, a.scale) for c in claims.CLAIMS.values()]
-    path = report.write_summary(a.scale, sections, None)
+    sections = report.render(a.scale)
+    path = paths.reports_dir() / a.scale / "summary.md"
     if a.runs:
         print(report.export_runs(a.scale))
     for s in sections:

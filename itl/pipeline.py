@@ -6,6 +6,7 @@ baseline, say) is trained once, whoever asks first: a pytest experiment, `itl pr
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 from itl import data, detection, models, runs, scales, subsets, train, transfer
@@ -37,11 +38,20 @@ def manifest(scale: scales.Scale, subset: str, seed: int, save: bool = True) -> 
     return m
 
 
-def pretrain_config(scale: scales.Scale, m: subsets.Manifest, seed: int) -> dict:
+def pretrain_key(scale: scales.Scale, subset: str, seed: int) -> dict:
+    """A pre-training's config up to its manifest's digest: what exported run records (which
+    hold no images to rebuild the manifest from) are matched on."""
+    rule, params = subsets.parse_rule(subset)
     return {"protocol": PROTOCOL, "scale": scale.name,
-            "source": data.fingerprint(m.dataset, scale.size),
-            "subset": {"rule": m.rule, **m.params}, "manifest": m.sha256,
-            "pretrain": asdict(scale.pretrain), "seed": seed, "cpu_threads": scale.cpu_threads}
+            "source": data.fingerprint(source_name(scale, subset), scale.size),
+            "subset": {"rule": rule, **params}, "pretrain": asdict(scale.pretrain),
+            "seed": seed, "cpu_threads": scale.cpu_threads}
+
+
+def pretrain_config(scale: scales.Scale, m: subsets.Manifest, subset: str, seed: int) -> dict:
+    cfg = {**pretrain_key(scale, subset, seed), "manifest": m.sha256}
+    assert cfg["subset"] == {"rule": m.rule, **m.params}, (cfg["subset"], m.rule, m.params)
+    return cfg
 
 
 def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> dict | None:
@@ -49,7 +59,7 @@ def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> d
     compute=False, None when it has not been trained)."""
     scale = scales.get(scale_name)
     m = manifest(scale, subset, seed, save=compute)
-    cfg = pretrain_config(scale, m, seed)
+    cfg = pretrain_config(scale, m, subset, seed)
 
     def run(d):
         tr = data.load(m.dataset, "train", scale.size)
@@ -122,16 +132,22 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
     return runs.get_or_run("transfer", cfg, go if compute else None, scale.cpu_threads)
 
 
+Lookup = Callable[[str, int], "dict | None"]  # (subset, seed) -> a pre-training's metrics
+
+
 def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
-              probes: tuple[tuple[str, str], ...] = ()) -> dict | None:
+              probes: tuple[tuple[str, str], ...] = (),
+              pretrained: Lookup | None = None) -> dict | None:
     """Source top-1 and every target x method result of one condition, plus the (target,
     method) pairs in `probes`, as a flat dict (None when compute=False and some part has not
-    been run)."""
+    been run). `pretrained` finds the pre-training instead of the run store (exported run
+    records, which hold no images to rebuild a manifest from)."""
     scale = scales.get(scale_name)
     if subset == RANDOM:
         out, run = {}, RANDOM
     else:
-        pre = pretrain(scale_name, subset, seed, compute)
+        pre = (pretrained(subset, seed) if pretrained
+               else pretrain(scale_name, subset, seed, compute))
         if pre is None:
             return None
         out = {"source_top1": pre["source_top1"], "source_classes": pre["classes"],
@@ -163,13 +179,13 @@ def primary_metric(scale_name: str) -> str:
 
 
 def results(scale_name: str, conditions: tuple[str, ...], compute: bool = True,
-            probes: tuple[tuple[str, str], ...] = ()) -> dict:
+            probes: tuple[tuple[str, str], ...] = (), pretrained: Lookup | None = None) -> dict:
     """{condition: {seed: metrics}} for the conditions and the random-init baseline; with
     compute=False, only what the run store already holds."""
     out: dict = {}
     for cond in conditions + (RANDOM,):
         for seed in scales.get(scale_name).seeds:
-            r = condition(scale_name, cond, seed, compute, probes)
+            r = condition(scale_name, cond, seed, compute, probes, pretrained)
             if r is not None:
                 out.setdefault(cond, {})[seed] = r
     return out

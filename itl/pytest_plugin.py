@@ -184,9 +184,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput") or not _SECTIONS_RUN:
         return  # xdist workers leave reporting to the controller
     scale = config.getoption("scale")
-    sections = [report.write_section(claims.CLAIMS[cid], scale) for cid in sorted(_SECTIONS_RUN)]
-    report.write_summary(scale, sections, time.time() - config._itl_start)
-    config._itl_report = sections
+    sections = report.render(scale, time.time() - config._itl_start)  # every section: none stale
+    config._itl_report = [s for s in sections if s["claim"].id in _SECTIONS_RUN]
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

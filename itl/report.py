@@ -23,7 +23,6 @@ import platform
 import shutil
 import statistics
 from collections.abc import Iterator
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 
@@ -33,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from itl import claims, data, labels, paths, pipeline, runs, scales, subsets  # noqa: E402
+from itl import claims, labels, paths, pipeline, runs, scales  # noqa: E402
 
 
 def paper_values() -> dict:
@@ -82,9 +81,13 @@ def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
         row.append(_paper_cell(pv.get("values", []), cond))
         rows.append(row)
     headers = ["condition", "seeds"] + [c[1] for c in cols] + ["paper"]
+    second = claims.secondary_metric(scale) if claim.uses_target else None
     return {"claim": claim, "scale": scale, "conditions": conds, "metric": metric,
-            "estimate": est,
-            "verdict": verdict, "table": tabulate(rows, headers, tablefmt="github"),
+            "estimate": est, "verdict": verdict,
+            "at_margin": {f: claim.verdict(results, scale, f)[1] for f in claims.FACTORS},
+            "secondary": (second, *claim.verdict(results, scale, metric=second))
+            if second else None,
+            "table": tabulate(rows, headers, tablefmt="github"),
             "paper": pv, "results": results}
 
 
@@ -108,10 +111,15 @@ def _markdown(s: dict) -> str:
     for st in s["paper"].get("statements", []):
         lines.append(f"> {st['text']} — {st['source']}")
     side = "above" if c.direction == "above" else "below"
-    lines += ["", f"**Statistic:** {c.statistic}. Transfer metric: `{s['metric']}`.",
-              f"**Threshold:** the paper's claim holds when the 95% interval lies {side} "
-              f"{c.threshold:g}: {c.why}", "",
-              f"**Measured:** {s['estimate']} → **{s['verdict']}**"]
+    at = "; ".join(f"{f:g}x ({c.margin * f:g}): {v}" for f, v in s["at_margin"].items())
+    lines += ["", f"**Statistic:** {c.statistic}. Primary transfer metric: `{s['metric']}`.",
+              f"**Rule:** the paper's claim holds when the 95% interval lies {side} the margin "
+              f"{c.margin:g}: {c.why}", "",
+              f"**Measured:** {s['estimate']} → **{s['verdict']}**", "",
+              f"**At half, once and twice the margin:** {at}."]
+    if s.get("secondary"):
+        name, est2, v2 = s["secondary"]
+        lines += ["", f"Secondary target (reported, never judged): `{name}`: {est2} → {v2}."]
     if scale.name == "smoke":
         lines += ["", "Smoke scale checks the machinery on generated data; its verdicts are "
                   "reported, not asserted, and are not evidence about the paper."]
@@ -223,7 +231,7 @@ def metrics_record(s: dict) -> dict:
     claim in `dvc metrics show`)."""
     est = s["estimate"]
     return {"statistic": _number(est.mean), "lo": _number(est.lo), "hi": _number(est.hi),
-            "verdict": s["verdict"], "seeds": est.n}
+            "verdict": s["verdict"], "seeds": est.n, "margin": s["claim"].margin}
 
 
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
@@ -285,13 +293,29 @@ def _timings(records: list[tuple[str, dict, dict]]) -> str:
 
 
 def _source_top1(sections: list[dict]) -> str:
+    """The source network's own numbers: top-1 after full-data pre-training, its train and
+    validation top-1 and their gap, and what halving the images per class costs it (Section
+    4's premise: a network that is not data-limited cannot answer what more data buys)."""
+    out = ""
     for s in sections:
-        full = s["results"].get(claims.FULL)
+        full = s["results"].get(claims.FULL) or s["results"].get("images-per-class=1000")
         if full:
             top1 = claims.mean_std([r["source_top1"] for r in full.values()])
-            return (f"Source task ({s['scale'].source}, {s['scale'].pretrain.model}) top-1 "
-                    f"after full-data pre-training: {top1}% over {len(full)} seeds.\n\n")
-    return ""
+            out = (f"Source task ({s['scale'].source}, {s['scale'].pretrain.model}) top-1 "
+                   f"after full-data pre-training: {top1}% over {len(full)} seeds.")
+            tr, va, gap = claims.train_val_gap(s["results"])
+            if tr.n:
+                out += (f" Train top-1 (10,000 training images, eval mode) {tr.mean:.1f}, "
+                        f"validation {va.mean:.1f}: gap {gap}.")
+            break
+    for s in sections:
+        if "images-per-class=500" in s["results"]:
+            cost = claims.halving_cost(s["results"])
+            if cost.n:
+                out += (f" Halving the images per class costs the source {cost} points of "
+                        "validation top-1.")
+            break
+    return out + "\n\n" if out else ""
 
 
 def _detection_note(scale_name: str) -> str:
@@ -320,10 +344,13 @@ def _every_claim(scale_name: str, sections: list[dict]) -> list[dict]:
 def summary_rows(sections: list[dict]) -> list[list[str]]:
     """The verdict table of the summary: one row per section with results."""
     return [[s["claim"].id, s["claim"].question, s["verdict"], str(s["estimate"]),
+             f"{s['claim'].direction} {s['claim'].margin:g}",
+             " / ".join(s["at_margin"][f] for f in claims.FACTORS),
              s["claim"].statement] for s in sections if has_results(s)]
 
 
-SUMMARY_HEADERS = ["claim", "question", "verdict", "statistic (95% CI)", "the paper's finding"]
+SUMMARY_HEADERS = ["claim", "question", "verdict", "statistic (95% CI)", "margin",
+                   "at 0.5x / 1x / 2x margin", "the paper's finding"]
 
 
 def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
@@ -445,11 +472,7 @@ def _pretrain_record(scale: scales.Scale, pretrains: list[tuple[dict, dict]], co
     """The metrics of the recorded pre-training of (cond, seed): the record whose config is
     the one pipeline.pretrain_config writes, up to the manifest's digest (computing it needs
     the images), with the recorded data fingerprint standing in for it."""
-    rule, params = subsets.parse_rule(cond)
-    want = _normal({"protocol": pipeline.PROTOCOL, "scale": scale.name,
-                    "source": data.fingerprint(pipeline.source_name(scale, cond)),
-                    "subset": {"rule": rule, **params}, "pretrain": asdict(scale.pretrain),
-                    "seed": seed})
+    want = _normal(pipeline.pretrain_key(scale, cond, seed))
     hits = [m for cfg, m in pretrains if {k: v for k, v in cfg.items() if k != "manifest"} == want]
     if len(hits) > 1:
         raise ValueError(f"{len(hits)} recorded pre-trainings of {cond} seed {seed} differ only "
@@ -460,30 +483,13 @@ def _pretrain_record(scale: scales.Scale, pretrains: list[tuple[dict, dict]], co
 def _results_in_records(scale_name: str, conditions: tuple[str, ...],
                         probes: tuple[tuple[str, str], ...]) -> dict:
     """pipeline.results(compute=False) over the records in ITL_RUNS (inside _reading_records):
-    pre-trainings matched by config, transfers looked up by pipeline.transfer_one's own key."""
+    pre-trainings matched by config (their manifests need the images), transfers looked up by
+    pipeline's own keys."""
     scale = scales.get(scale_name)
     pretrains = _records(paths.runs_dir(), "pretrain", scale_name)
-    # the (target, method) pairs of pipeline.condition
-    pairs = [(t, m) for t in scale.targets for m in pipeline.METHODS] + list(probes)
-    pairs += [(t, "detect") for t in scale.detection]
-    out: dict = {}
-    for cond in conditions + (pipeline.RANDOM,):
-        for seed in scale.seeds:
-            if cond == pipeline.RANDOM:
-                r, run = {}, pipeline.RANDOM
-            else:
-                pre = _pretrain_record(scale, pretrains, cond, seed)
-                if pre is None:
-                    continue
-                r, run = {"source_top1": pre["source_top1"], "pretrain_run": pre["run"]}, pre["run"]
-            for target, method in pairs:
-                t = pipeline.transfer_one(scale_name, run, target, method, seed, compute=False)
-                if t is None:
-                    break
-                r[f"{target}/{method}"] = t["top1"]
-            else:
-                out.setdefault(cond, {})[seed] = r
-    return out
+    return pipeline.results(
+        scale_name, conditions, compute=False, probes=probes,
+        pretrained=lambda cond, seed: _pretrain_record(scale, pretrains, cond, seed))
 
 
 def results_from_records(scale_name: str, folder: Path, conditions: tuple[str, ...],

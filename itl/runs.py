@@ -9,8 +9,9 @@ on a file lock and then reads the first one's metrics.
 
 `metrics.json` records the sha256 of every other file of the run. A finished run is trusted only
 after those files check out (once per process and file version); one that fails is reported with
-its path, moved aside to `<hash>.corrupt-<time>` and trained again (or, for a lookup that must not
-train, treated as absent). Reading never writes, so reports and lookups work on a read-only store.
+its path; a caller about to train moves it aside to `<hash>.corrupt-<time>` and trains it again,
+a lookup (reports) treats it as absent. Reading never writes, so reports and lookups work on a
+read-only store.
 """
 from __future__ import annotations
 
@@ -26,7 +27,6 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-import torch
 from filelock import FileLock
 
 from itl import devices, paths
@@ -100,14 +100,18 @@ def _set_aside(d: Path, why: RunError) -> None:
     warnings.warn(f"itl: {why}; not used, {where}", RuntimeWarning, stacklevel=3)
 
 
-def _trusted(d: Path) -> dict | None:
-    """Metrics of a finished, verified run at `d`; None if unfinished or corrupt (set aside)."""
+def _trusted(d: Path, set_aside: bool = False) -> dict | None:
+    """Metrics of a finished, verified run at `d`; None if unfinished or corrupt (reported,
+    and moved aside when `set_aside`: only a caller about to train it again writes)."""
     if not (d / "metrics.json").exists():
         return None
     try:
         return verify(d)
     except RunError as e:
-        _set_aside(d, e)
+        if set_aside:
+            _set_aside(d, e)
+        else:
+            warnings.warn(f"itl: {e}; not used", RuntimeWarning, stacklevel=3)
         return None
 
 
@@ -146,7 +150,7 @@ def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None,
     never train). `fn` may return `earlier_seconds` (time spent by killed attempts), which is
     added to this attempt's."""
     d = run_dir(kind, config)
-    metrics = _trusted(d)
+    metrics = _trusted(d, set_aside=fn is not None)
     if metrics is not None or fn is None:
         return metrics
     paths.ensure_writable(d.parent)
@@ -156,7 +160,7 @@ def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None,
         with pin:
             return fn(d)
     with FileLock(str(d.parent / f"{d.name}.lock")):
-        metrics = _trusted(d)  # another process may have finished it while we waited
+        metrics = _trusted(d, set_aside=True)  # another process may have finished it
         if metrics is not None:
             return metrics
         d.mkdir(exist_ok=True)

@@ -368,7 +368,7 @@ def test_adopting_caches_that_changed_after_their_fingerprint_is_refused(
 
 
 def test_a_record_of_other_classes_is_refused(tmp_path, data_dir, monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     expect(monkeypatch, "15-scene", classes=("a", "c"))  # what itl now expects
     with pytest.raises(data.DataError, match=r"source.json records 2 classes \(a, b\) where "
                                              r"15-scene has 2 \(a, c\); run `itl data prepare"):

@@ -108,8 +108,9 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
                            "summary.md"]
     s = sections[0]
     assert json.loads((out / "metrics" / "section4.json").read_text()) == {
-        "statistic": round(s["estimate"].mean, 2), "lo": round(s["estimate"].lo, 2),
-        "hi": round(s["estimate"].hi, 2), "verdict": s["verdict"], "seeds": 2}
+        "statistic": report._number(s["estimate"].mean), "lo": report._number(s["estimate"].lo),
+        "hi": report._number(s["estimate"].hi), "verdict": s["verdict"], "seeds": 2,
+        "margin": claims.SECTION4.margin}
     csv = (out / "figure1_images_per_class.csv").read_text().splitlines()
     assert csv[0] == "images_per_class,condition,source,transfer,random_init"
     metric = pipeline.primary_metric("smoke")
