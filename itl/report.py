@@ -383,7 +383,7 @@ def render(scale_name: str, wall_seconds: float | None = None) -> list[dict]:
     """reports/<scale>/ from the run store: every claim's section files (written, or removed
     when the store lacks some of its results), no files of claims itl no longer has, and the
     summary."""
-    out = paths.reports_dir() / scale_name
+    out = paths.ensure_writable(paths.reports_dir() / scale_name)  # one error naming it
     sections = [write_section(c, scale_name) for c in claims.CLAIMS.values()]
     known = {f for c in claims.CLAIMS for f in section_files(c)}
     for f in [*out.glob("section*.md"), *out.glob("section*.json"), *out.glob("metrics/*.json")]:

@@ -60,8 +60,8 @@ def test_finetune_runs_and_training_moves_the_result(target):
     untrained = train.evaluate(transfer.with_new_head(_pretrained(), "small_cnn", 6, 0),
                                target[1])
     r = transfer.finetune(_pretrained(), "small_cnn", *target,
-                          transfer.FinetuneConfig(epochs=3, batch_size=32), seed=0)
-    assert r["top1"] > max(100 / 6, untrained) and r["top1"] <= 100
+                          transfer.FinetuneConfig(epochs=10, batch_size=32, lr=0.05), seed=0)
+    assert r["top1"] > max(100 / 6, untrained) + 10 and r["top1"] <= 100  # ~58% on 1 or 2 threads
 
 
 @pytest.mark.needs_cuda
