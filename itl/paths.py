@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -52,6 +53,15 @@ def ensure_writable(folder: Path) -> Path:
         raise StoreError(f"cannot write to {folder} ({e.strerror}): set ITL_RUNS / ITL_DATA / "
                          "ITL_REPORTS to a writable folder") from e
     return folder
+
+
+def sha256_file(f: Path) -> str:
+    """The sha256 of a file, read in blocks (caches and checkpoints run to gigabytes)."""
+    h = hashlib.sha256()
+    with f.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _umask() -> int:

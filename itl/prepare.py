@@ -231,14 +231,6 @@ def _compare_image_size(ident: Identity | VocIdentity, shapes, source: Path, wha
 # ---------------------------------------------------------------- checksums and unpacking
 
 
-def _sha256(f: Path) -> str:
-    h = hashlib.sha256()
-    with f.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _md5_sha256(f: Path) -> tuple[str, str]:
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
     with f.open("rb") as fh:
@@ -314,7 +306,7 @@ def verified_shards(folder: Path, name: str) -> dict[Path, str]:
         f = folder / rel
         if not f.is_file():
             raise DataError(f"shard {f} listed in {sums} is missing")
-        if _sha256(f) != digest:
+        if paths.sha256_file(f) != digest:
             raise DataError(f"wrong checksum for {f}: expected {digest} from {sums}")
         shards[f] = digest
     if not shards:
@@ -763,7 +755,7 @@ def prepare(name: str, source: Path, size: int = SIZE) -> Path:
                 del images
             digest = hashlib.sha256()
             for split in sorted(index):
-                digest.update(_sha256(built / f"cache-{px}-{split}.pt").encode())
+                digest.update(paths.sha256_file(built / f"cache-{px}-{split}.pt").encode())
             fingerprint = f"{name}-{digest.hexdigest()[:16]}"
             (built / fingerprint_file(px)).write_text(f"{fingerprint}\n")
             sizes[str(px)] = {"fingerprint": fingerprint, "files": files}
@@ -803,7 +795,7 @@ def _adopt(ident: Identity, source: Path, top: Path, staging: Path) -> Path:
             f = source / f"cache-{px}-{split}.pt"
             if not f.is_file():
                 raise DataError(f"{source} has {fp.name} but no {f.name}; {again}")
-            digest.update(_sha256(f).encode())
+            digest.update(paths.sha256_file(f).encode())
             images = data.read_cache(f, again)
             where = f"{f}"
             _compare_classes(ident, images.classes, source, where)

@@ -44,17 +44,9 @@ class RunError(RuntimeError):
     """A run in the store is corrupt or cannot be used."""
 
 
-def _sha256(f: Path) -> str:
-    h = hashlib.sha256()
-    with f.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_hashes(d: Path) -> dict[str, str]:
     """sha256 of every file a finished run is trusted by (all but metrics.json and temporaries)."""
-    return {f.name: _sha256(f) for f in sorted(d.iterdir())
+    return {f.name: paths.sha256_file(f) for f in sorted(d.iterdir())
             if f.is_file() and f.name != "metrics.json" and not f.name.startswith(".")}
 
 
@@ -82,7 +74,7 @@ def verify(d: Path) -> dict:
         key = (str(f), st.st_size, st.st_mtime_ns, digest)
         if key in _VERIFIED:
             continue
-        if _sha256(f) != digest:
+        if paths.sha256_file(f) != digest:
             raise RunError(f"run {d}: {name} does not match the sha256 recorded when the run "
                            "finished (truncated or modified)")
         _VERIFIED.add(key)

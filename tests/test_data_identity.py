@@ -3,13 +3,11 @@ without (or against) its record, a malformed SHA256SUMS, an abandoned staging fo
 input is fabricated in a temporary folder and takes seconds."""
 import dataclasses
 import hashlib
-import io
 import json
 import os
 import pickle
 import shutil
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import torch
 import torchvision
 
 from itl import data, prepare
+from test_prepare import _tar  # the fabricated-archive writer both files use
 
 G = torch.Generator().manual_seed(1)
 
@@ -25,16 +24,6 @@ G = torch.Generator().manual_seed(1)
 def _jpeg(size: int = 16) -> bytes:
     x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=G)
     return torchvision.io.encode_jpeg(x).numpy().tobytes()
-
-
-def _tar(path: Path, files: dict[str, bytes]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as t:
-        for name, blob in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            t.addfile(info, io.BytesIO(blob))
-    return path
 
 
 def expect(monkeypatch, name: str, **changes) -> None:
@@ -298,7 +287,7 @@ def test_record_says_what_the_cache_was_built_from(tmp_path, data_dir, monkeypat
 
 def test_reading_checks_the_record_without_hashing(tmp_path, data_dir, monkeypatch):
     prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
-    monkeypatch.setattr(prepare, "_sha256", lambda f: pytest.fail(f"hashed {f} on a read"))
+    monkeypatch.setattr(prepare.paths, "sha256_file", lambda f: pytest.fail(f"hashed {f} on a read"))
     assert len(data.load("15-scene", "train", 32)) == 4
 
 
