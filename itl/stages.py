@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 import yaml
@@ -86,24 +87,31 @@ def render(scale_name: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m itl.stages")
     ap.add_argument("stage", choices=["labels", "manifests", "pretrain", "transfer", "report"])
-    ap.add_argument("--claim")
+    ap.add_argument("--claim", choices=list(claims.CLAIMS))
     a = ap.parse_args(argv)
-    p = params()
-    scale = p["scale"]
-    scales.get(scale)
-    cs = _claims(p)
-    if a.stage == "labels":
-        label_sets(OUT / "label_sets.md")
-    elif a.stage == "manifests":
-        manifests(scale, cs, OUT / scale / "manifests")
-    elif a.stage in ("pretrain", "transfer"):
-        claim = claims.CLAIMS[a.claim]
-        if a.stage == "pretrain":
-            pretrain(scale, claim, OUT / scale / "pretrain" / claim.id)
+    if a.stage in ("pretrain", "transfer") and a.claim is None:
+        ap.error(f"the {a.stage} stage needs --claim (one of {', '.join(claims.CLAIMS)})")
+    from itl import cli  # its one-line error for what a user got wrong
+    try:
+        p = params()
+        scale = p["scale"]
+        scales.get(scale)
+        cs = _claims(p)
+        if a.stage == "labels":
+            label_sets(OUT / "label_sets.md")
+        elif a.stage == "manifests":
+            manifests(scale, cs, OUT / scale / "manifests")
+        elif a.stage in ("pretrain", "transfer"):
+            claim = claims.CLAIMS[a.claim]
+            if a.stage == "pretrain":
+                pretrain(scale, claim, OUT / scale / "pretrain" / claim.id)
+            else:
+                transfer(scale, claim, OUT / scale / "transfer" / f"{claim.id}.json")
         else:
-            transfer(scale, claim, OUT / scale / "transfer" / f"{claim.id}.json")
-    else:
-        render(scale)
+            render(scale)
+    except cli.EXPECTED as e:
+        print(f"itl: error: {cli._message(e)} (params.yaml, stage {a.stage})", file=sys.stderr)
+        return 2
     return 0
 
 
