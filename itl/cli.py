@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
         if hasattr(a, "scale"):
-            a.scale = a.scale or scales.default_name()
+            a.scale = scales.default_name() if a.scale is None else a.scale
         return a.fn(a)
     except EXPECTED as e:
         if isinstance(e, BrokenPipeError):  # `itl labels ... | head`: the reader left

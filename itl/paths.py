@@ -25,7 +25,10 @@ def _folder(var: str, default: str) -> Path:
     if not value.strip():
         raise ValueError(f"{var} is set but empty: set it to a folder, or unset it for the "
                          f"default ./{default}")
-    return Path(value).expanduser()
+    try:
+        return Path(value).expanduser()
+    except RuntimeError as e:  # ~user of no such user
+        raise ValueError(f"{var}={value!r}: cannot expand ~ ({e}): give a full path") from e
 
 
 def data_dir() -> Path:

@@ -712,6 +712,12 @@ def prepare(name: str, source: Path, size: int = SIZE) -> Path:
     if not source.exists():
         raise DataError(f"{source} does not exist")
     top = paths.ensure_writable(paths.data_dir())
+    final = (top / name).resolve()
+    here = source.resolve()
+    if (here == final or final in here.parents) and not _is_cache_folder(source):
+        raise DataError(f"{source} is where itl keeps the prepared {name} ({top / name}), and "
+                        "preparing replaces that folder: move the original images or archive "
+                        "elsewhere and pass that path to --from (nothing was changed)")
     remove_stale_staging(top)
     staging = _staging(top, name)
     try:
@@ -873,7 +879,7 @@ def _install_voc(ident: VocIdentity, source: Path, unpacked: Path, top: Path, st
     images = sorted({i for s in splits.values() for i in s})
     _compare_image_size(ident, [_voc_image_size(root / "Annotations" / f"{i}.xml") or (0, 0)
                                 for i in images], source, "annotated image sizes")
-    if root == unpacked:  # a folder laid out already: copy, never move the user's data
+    if staging not in root.parents:  # the user's own folder: copy, never move their data
         shutil.copytree(root, staging / "BCCD")
         root = staging / "BCCD"
     paths.atomic_write_json(root / RECORD, {

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import platform
+import warnings
 import shutil
 import statistics
 from collections.abc import Iterator
@@ -268,9 +269,15 @@ def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]
     """(config, metrics) of every finished run of `kind` and the scale under `folder`."""
     out = []
     for f in sorted((folder / kind).glob("*/metrics.json")):
-        cfg = json.loads((f.parent / "config.json").read_text())
+        if not runs.is_run_name(f.parent.name):  # <hash>.corrupt-<time>: set aside, not a run
+            continue
+        try:
+            cfg, m = runs.read_record(f.parent, kind)
+        except runs.RunError as e:
+            warnings.warn(f"itl: {e}; not used", RuntimeWarning, stacklevel=2)
+            continue
         if cfg.get("scale") == scale_name:
-            out.append((cfg, json.loads(f.read_text())))
+            out.append((cfg, m))
     return out
 
 
@@ -285,7 +292,7 @@ def _timings(records: list[tuple[str, dict, dict]]) -> str:
     groups: dict[tuple[str, str], list[float]] = {}
     for kind, cfg, m in records:
         what = "pre-training" if kind == "pretrain" else f"transfer: {cfg['method']}"
-        groups.setdefault((what, m["device"]), []).append(m["seconds"])
+        groups.setdefault((what, m.get("device", "unknown")), []).append(m.get("seconds", 0.0))
     rows = [[what, dev, len(sec), claims.mean_std(sec), f"{max(sec):.0f}"]
             for (what, dev), sec in sorted(groups.items())]
     return tabulate(rows, ["run", "device", "runs", "seconds (mean ± std)", "max"],
@@ -548,7 +555,8 @@ def readme_table(scale_names: tuple[str, ...] = ("smoke", "small", "paper")) -> 
 def update_readme(readme: Path) -> None:
     text = readme.read_text()
     head, _, rest = text.partition(README_BEGIN)
-    _, _, tail = rest.partition(README_END)
-    if not rest:
-        raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} markers")
+    _, end, tail = rest.partition(README_END)
+    if not rest or not end:
+        raise ValueError(f"{readme} needs both {README_BEGIN} and, after it, {README_END} "
+                         "around the results table: add the missing marker (nothing written)")
     paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{readme_table()}\n{README_END}{tail}")

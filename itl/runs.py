@@ -53,15 +53,40 @@ def file_hashes(d: Path) -> dict[str, str]:
 _VERIFIED: set[tuple] = set()
 
 
-def verify(d: Path) -> dict:
-    """The metrics of finished run `d` after checking every file it recorded; a RunError naming
-    the path and the file otherwise."""
-    done = d / "metrics.json"
+def is_run_name(name: str) -> bool:
+    """A run folder's name: its config's hash (a folder set aside as corrupt is not one)."""
+    return len(name) == 20 and all(c in "0123456789abcdef" for c in name)
+
+
+def _digest(metrics: dict) -> str:
+    body = {k: v for k, v in metrics.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def read_record(d: Path, kind: str) -> tuple[dict, dict]:
+    """(config, metrics) of the finished run in folder `d`, checked as far as a record without
+    its checkpoint can be (exported records): the config hashes to the folder's name, the
+    metrics name this run and match the digest written with them. A RunError otherwise."""
     try:
-        metrics = json.loads(done.read_text())
+        cfg = json.loads((d / "config.json").read_text())
+        metrics = json.loads((d / "metrics.json").read_text())
     except (OSError, ValueError) as e:
-        raise RunError(f"run {d}: unreadable metrics.json ({e})") from e
-    recorded = metrics.get("files") if isinstance(metrics, dict) else None
+        raise RunError(f"run {d}: unreadable record ({e})") from e
+    if not isinstance(cfg, dict) or not isinstance(metrics, dict):
+        raise RunError(f"run {d}: config.json or metrics.json is not a JSON object")
+    if config_hash(cfg) != d.name:
+        raise RunError(f"run {d}: config.json hashes to {config_hash(cfg)}, not to its "
+                       "folder's name (moved or edited)")
+    if metrics.get("run") != f"{kind}/{d.name}" or metrics.get("digest") != _digest(metrics):
+        raise RunError(f"run {d}: metrics.json was edited or belongs to another run")
+    return cfg, metrics
+
+
+def verify(d: Path) -> dict:
+    """The metrics of finished run `d` after checking its record and every file it recorded;
+    a RunError naming the path and the file otherwise."""
+    _, metrics = read_record(d, d.parent.name)
+    recorded = metrics.get("files")
     if not isinstance(recorded, dict):
         raise RunError(f"run {d}: metrics.json records no file hashes (written by an older "
                        "itl, or damaged)")
@@ -165,5 +190,6 @@ def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None,
         metrics = {**metrics, "run": f"{kind}/{d.name}",
                    "seconds": earlier + time.perf_counter() - t0, **hw,
                    "files": file_hashes(d)}
+        metrics["digest"] = _digest(metrics)  # an edited number is caught on reading
         paths.atomic_write_json(d / "metrics.json", metrics)
     return metrics

@@ -9,7 +9,6 @@ data are its plots.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -22,7 +21,16 @@ OUT = Path("dvc")
 
 
 def params(path: Path = Path("params.yaml")) -> dict:
-    return yaml.safe_load(path.read_text())
+    """params.yaml: a mapping with `scale` (a name) and `claims` (a list of claim ids)."""
+    try:
+        p = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path} is not valid YAML ({' '.join(str(e).split())})") from e
+    if (not isinstance(p, dict) or not isinstance(p.get("scale"), str)
+            or not isinstance(p.get("claims"), list)):
+        raise ValueError(f"{path} needs `scale: <smoke|small|paper>` and `claims: [section4, "
+                         "...]` (a list)")
+    return p
 
 
 def _claims(p: dict) -> list[claims.Claim]:
@@ -85,13 +93,13 @@ def render(scale_name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m itl.stages")
+    from itl import cli  # its one-line errors for what a user got wrong
+    ap = cli._Parser(prog="python -m itl.stages")
     ap.add_argument("stage", choices=["labels", "manifests", "pretrain", "transfer", "report"])
     ap.add_argument("--claim", choices=list(claims.CLAIMS))
     a = ap.parse_args(argv)
     if a.stage in ("pretrain", "transfer") and a.claim is None:
         ap.error(f"the {a.stage} stage needs --claim (one of {', '.join(claims.CLAIMS)})")
-    from itl import cli  # its one-line error for what a user got wrong
     try:
         p = params()
         scale = p["scale"]

@@ -522,3 +522,12 @@ def test_a_failed_prepare_leaves_no_staging_of_its_own(tmp_path, data_dir):
     with pytest.raises(data.DataError):
         prepare.prepare("cifar-10", f)
     assert not list(data_dir.glob(".staging-*"))
+
+
+def test_images_kept_where_itl_keeps_the_prepared_set_are_never_replaced(tmp_path, data_dir):
+    own = data_dir / "15-scene"
+    (own / "kitchen").mkdir(parents=True)
+    (own / "kitchen" / "a.jpg").write_bytes(_jpeg())
+    with pytest.raises(data.DataError, match="move the original images or archive elsewhere"):
+        prepare.prepare("15-scene", own)
+    assert (own / "kitchen" / "a.jpg").exists()

@@ -12,11 +12,15 @@ from itl import claims, paths, pipeline, report, scales, train, transfer
 
 
 def _run(root, kind, name, config, seconds, device):
-    d = root / kind / name
+    """A finished run as the run store writes it (folder named by its config's hash, metrics
+    with their digest)."""
+    from itl import runs
+    config = {**config, "name": name}
+    d = root / kind / runs.config_hash(config)
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps(config))
-    (d / "metrics.json").write_text(json.dumps({"run": f"{kind}/{name}", "seconds": seconds,
-                                                "device": device}))
+    m = {"run": f"{kind}/{d.name}", "seconds": seconds, "device": device}
+    (d / "metrics.json").write_text(json.dumps({**m, "digest": runs._digest(m)}))
     (d / "checkpoint.pt").write_bytes(b"weights")
 
 
@@ -48,14 +52,19 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
     assert rows == [["pre-training", "cpu (x, 1 threads)", "2", "110.0 ± 14.1", "120"],
                     ["transfer: knn", "cpu (x, 1 threads)", "1", "3.0", "3"]]
     assert "H100" not in text
+    from itl import runs as store
+    a, b, c = (store.config_hash({**cfg, "name": n}) for n, cfg in (
+        ("a", {"scale": "smoke"}), ("b", {"scale": "smoke"}),
+        ("c", {"scale": "smoke", "method": "knn"})))
     out = report.export_runs("smoke")
-    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [
-        "pretrain", "pretrain/a", "pretrain/a/config.json", "pretrain/a/metrics.json",
-        "pretrain/b", "pretrain/b/config.json", "pretrain/b/metrics.json", "settings.json",
-        "transfer", "transfer/c", "transfer/c/config.json", "transfer/c/metrics.json"]
-    shutil.rmtree(runs / "pretrain" / "b")  # gone from the store: gone from the records
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted([
+        "pretrain", f"pretrain/{a}", f"pretrain/{a}/config.json", f"pretrain/{a}/metrics.json",
+        f"pretrain/{b}", f"pretrain/{b}/config.json", f"pretrain/{b}/metrics.json",
+        "settings.json", "transfer", f"transfer/{c}", f"transfer/{c}/config.json",
+        f"transfer/{c}/metrics.json"])
+    shutil.rmtree(runs / "pretrain" / b)  # gone from the store: gone from the records
     out = report.export_runs("smoke")
-    assert not (out / "pretrain" / "b").exists() and (out / "pretrain" / "a").exists()
+    assert not (out / "pretrain" / b).exists() and (out / "pretrain" / a).exists()
 
 
 def test_a_claim_without_results_writes_no_section_files(tmp_path, monkeypatch):
@@ -155,3 +164,12 @@ def test_run_records_give_what_the_store_gives_and_the_readme_shows_only_that(fa
     assert f"| {store['section6']['verdict']} " in report.readme_table()
     shutil.rmtree(records)  # neither records nor store: no smoke column
     assert "| smoke " not in report.readme_table()
+
+
+def test_a_readme_without_its_end_marker_is_refused_untouched(tmp_path):
+    readme = tmp_path / "README.md"
+    text = f"intro\n{report.README_BEGIN}\nold table\nthe rest of the README\n"
+    readme.write_text(text)
+    with pytest.raises(ValueError, match="needs both"):
+        report.update_readme(readme)
+    assert readme.read_text() == text

@@ -1,6 +1,7 @@
 import json
 import multiprocessing as mp
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,8 @@ def test_finished_run_records_the_hash_of_every_file_it_is_trusted_by():
     assert {"cpu", "cpu_capability", "threads"} <= set(m["hardware"])
 
 
-@pytest.mark.parametrize("damage", ["truncate_checkpoint", "delete_log", "garble_metrics"])
+@pytest.mark.parametrize("damage", ["truncate_checkpoint", "delete_log", "garble_metrics",
+                                    "edit_a_number", "copied_from_another_run"])
 def test_a_corrupt_finished_run_is_set_aside_named_and_retrained(damage):
     cfg = {"c": damage}
     _finish(cfg)
@@ -112,8 +114,16 @@ def test_a_corrupt_finished_run_is_set_aside_named_and_retrained(damage):
         (d / "checkpoint.pt").write_bytes(b"weig")
     elif damage == "delete_log":
         (d / "log.jsonl").unlink()
-    else:
+    elif damage == "garble_metrics":
         (d / "metrics.json").write_text('{"x": ')
+    elif damage == "edit_a_number":
+        m = json.loads((d / "metrics.json").read_text())
+        (d / "metrics.json").write_text(json.dumps({**m, "x": 99}))
+    else:  # another run's folder copied under this run's name
+        other = runs.run_dir("k", {"c": "other"})
+        _finish({"c": "other"})
+        shutil.rmtree(d)
+        shutil.copytree(other, d)
     with pytest.warns(RuntimeWarning, match=str(d)):
         assert runs.finished("k", cfg) is None  # a lookup never uses it, and writes nothing
     assert d.exists()
