@@ -247,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if hasattr(a, "scale"):
             a.scale = scales.default_name() if a.scale is None else a.scale
-        return a.fn(a)
+        rc = a.fn(a)
+        sys.stdout.flush()  # here, not at exit: a reader that left is a BrokenPipeError below
+        return rc
     except EXPECTED as e:
         if isinstance(e, BrokenPipeError):  # `itl labels ... | head`: the reader left
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
