@@ -437,11 +437,12 @@ def export_runs(scale_name: str) -> Path:
 
 
 def export_data_records(scale_name: str, out: Path) -> None:
-    """out/data/<name>/{fingerprint,wnids.txt} of the prepared data sets of the scale that
-    have them, and out/settings.json."""
+    """out/data/<name>/{fingerprint*,wnids.txt} (every size's fingerprint) of the prepared data
+    sets of the scale that have them, and out/settings.json."""
     for name in sorted(_data_names(scales.SCALES[scale_name])):
-        for f in ("fingerprint", "wnids.txt"):
-            src = paths.data_dir() / name / f
+        folder = paths.data_dir() / name
+        for f in sorted(p.name for p in folder.glob("fingerprint*")) + ["wnids.txt"]:
+            src = folder / f
             if src.is_file():
                 paths.atomic_write_text(paths.ensure_writable(out / "data" / name) / f,
                                         src.read_text())
