@@ -32,8 +32,11 @@ from filelock import FileLock
 from itl import devices, paths
 
 
+HASH_CHARS = 20  # hex characters of a config's sha256 that name its run folder
+
+
 def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:20]
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:HASH_CHARS]
 
 
 def run_dir(kind: str, config: dict) -> Path:
@@ -55,7 +58,7 @@ _VERIFIED: set[tuple] = set()
 
 def is_run_name(name: str) -> bool:
     """A run folder's name: its config's hash (a folder set aside as corrupt is not one)."""
-    return len(name) == 20 and all(c in "0123456789abcdef" for c in name)
+    return len(name) == HASH_CHARS and all(c in "0123456789abcdef" for c in name)
 
 
 def _digest(metrics: dict) -> str:
