@@ -20,7 +20,9 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from itl import claims, data, labels, paths, pipeline, report, scales, subsets, wordnet
+from itl import claims, data, datasets, labels, paths, pipeline, report, scales, subsets, wordnet
+from itl.datasets.entry import DETECTION, PREPARED
+from itl.datasets.voc import read_voc
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
@@ -150,21 +152,20 @@ def cmd_wordnet(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_data(a: argparse.Namespace) -> int:
-    from itl import prepare
+def cmd_data_prepare(a: argparse.Namespace) -> int:
     if not Path(a.source).exists():
         raise FileNotFoundError(f"--from {a.source}: no such file or folder: pass a folder of "
                                 "shards with SHA256SUMS, the original archive, or its unpacked "
                                 "folder")
-    out = prepare.prepare(a.name, Path(a.source), a.size)
+    out = datasets.prepare(a.name, Path(a.source), a.size)
+    entry = datasets.get(a.name)
     for split in ("train", "test"):
-        if a.name == "bccd":  # detection: VOC files, no image cache
-            from itl import detection
-            anns = detection.read_voc(out, split)
+        if entry.kind == DETECTION:  # VOC files, no image cache
+            anns = read_voc(out, split)
             print(f"{a.name} {split}: {len(anns)} images, "
                   f"{sum(len(x.labels) for x in anns)} boxes")
             continue
-        images = prepare.load(a.name, split, a.size)
+        images = data.load(a.name, split, a.size)
         print(f"{a.name} {split}: {len(images)} images, {len(images.classes)} classes, "
               f"{tuple(images.x.shape[1:])}")
     print(out)
@@ -210,14 +211,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("rule", help=" | ".join(subsets.RULES))
     s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(fn=cmd_subsets)
-    dp = sub.add_parser("data", help="prepare a real data set (small scale)")
-    dp.add_argument("action", choices=["prepare"])
-    dp.add_argument("name", help="tiny-imagenet-200 | 15-scene | cifar-10 | bccd")
+    d = sub.add_parser("data", help="prepare a real data set (small scale)")
+    dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION", help="prepare")
+    dp = dsub.add_parser("prepare", help="verify, unpack and cache a real data set")
+    dp.add_argument("name", help=" | ".join(datasets.names(PREPARED)))
     dp.add_argument("--from", dest="source", required=True,
                     help="a folder of shards with SHA256SUMS, the original archive, or a folder")
     dp.add_argument("--size", type=_whole(8, 1024, "an image size"), default=64,
                     help="cached image size in pixels")
-    dp.set_defaults(fn=cmd_data)
+    dp.set_defaults(fn=cmd_data_prepare)
     w = sub.add_parser("wordnet", help="regenerate the compact WordNet 3.0 hierarchy")
     w.add_argument("action", choices=["build"])
     w.add_argument("--wordnet", default=str(wordnet.default_wordnet_dir()))

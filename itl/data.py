@@ -1,98 +1,20 @@
 """Images for pre-training and transfer, held as uint8 tensors (paper Section 3: ImageNet source,
-PASCAL / SUN targets; here at each scale's stand-ins).
+PASCAL / SUN targets; here at each scale's stand-ins), by name.
 
 A data set is an `ImageSet` per split: uint8 images N x 3 x H x W, int64 labels, and the class
-wnids (or names) the labels index. Sets are cached under `ITL_DATA`, so training never decodes an
-image. Augmentation (random crop with padding, horizontal flip) runs on whole batches, drawn from
-an explicit generator.
+wnids (or names) the labels index. `load` and `fingerprint` take a registry name
+(`itl.datasets`), "a+b" (both, classes of a first) or "name:view" (a class view,
+`itl.labels.view_leaves`). Sets are cached under `ITL_DATA`, so training never decodes an image.
+Augmentation (random crop with padding, horizontal flip) runs on whole batches, drawn from an
+explicit generator.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import warnings
-from dataclasses import asdict, dataclass
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
-import torchvision
 
-from itl import labels, paths, smoke, wordnet
-
-
-class DataError(RuntimeError):
-    """A data set is missing, corrupt or unknown."""
-
-
-@dataclass(frozen=True)
-class ImageSet:
-    x: torch.Tensor  # uint8, N x 3 x H x W
-    y: torch.Tensor  # int64, N
-    classes: tuple[str, ...]  # y indexes this
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-# torchvision 0.29 announces that its JPEG/PNG codecs will move to TorchCodec; they work, and
-# itl decodes each image once, so the notice is noise here.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities",
-                        category=DeprecationWarning)
-
-
-def decode_rgb(f: Path) -> torch.Tensor:
-    """An image file as uint8 RGB (3 x H x W); an unreadable file is a DataError naming it."""
-    try:
-        return torchvision.io.decode_image(str(f), mode=torchvision.io.ImageReadMode.RGB)
-    except Exception as e:  # noqa: BLE001 - any decoder failure is an unreadable image
-        raise DataError(f"unreadable image {f}: {e}") from e
-
-
-def read_cache(f: Path, remedy: str) -> ImageSet:
-    """An ImageSet saved by itl (torch file of x, y, classes); unreadable or of another shape
-    (not uint8 N x 3 x H x W images with N int64 labels and a list of class names): one
-    DataError naming the file and `remedy`."""
-    try:
-        blob = torch.load(f, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable cache is the same problem
-        raise DataError(f"corrupt data cache {f} ({e}); {remedy}") from e
-    x, y, classes = (blob.get(k) if isinstance(blob, dict) else None
-                     for k in ("x", "y", "classes"))
-    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
-            and isinstance(classes, (list, tuple)) and all(isinstance(c, str) for c in classes)
-            and x.dtype == torch.uint8 and x.ndim == 4 and x.shape[1] == 3
-            and y.dtype == torch.int64 and y.ndim == 1 and len(y) == len(x)):
-        what = (f"{x.dtype} images of {tuple(x.shape)} and {y.dtype} labels of {tuple(y.shape)}"
-                if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
-                else f"keys {sorted(blob) if isinstance(blob, dict) else type(blob).__name__}")
-        raise DataError(f"data cache {f} is not an itl image cache (uint8 N x 3 x H x W images, "
-                        f"N int64 labels, class names): it holds {what}; {remedy}")
-    return ImageSet(x, y, tuple(classes))
-
-
-def relabel(images: ImageSet, label_of: dict[str, str], classes: list[str],
-            indices: list[int] | None = None) -> ImageSet:
-    """The images (all, or those at `indices`) whose class is in `label_of`, labelled by the
-    position of label_of[class] in `classes`."""
-    lut = torch.full((len(images.classes),), -1, dtype=torch.int64)
-    for leaf, merged in label_of.items():
-        lut[images.classes.index(leaf)] = classes.index(merged)
-    idx = torch.arange(len(images)) if indices is None else torch.tensor(indices,
-                                                                          dtype=torch.int64)
-    y = lut[images.y[idx]]
-    keep = y >= 0
-    return ImageSet(images.x[idx[keep]], y[keep], tuple(classes))
-
-
-SMOKE_SPECS = {s.name: s for s in (smoke.SOURCE, smoke.TARGET, smoke.EXTRA)}
-REAL = {  # prepared by `itl data prepare` (small scale); the paper scale's have no loader yet
-    "tiny-imagenet-200", "15-scene", "cifar-10", "imagenet-1k", "voc2007", "sun397",
-}
-
-
-def spec_hash(obj: object) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+from itl import datasets, labels
+from itl.datasets.images import DataError, ImageSet, concat, relabel  # relabel: subsets'
 
 
 def fingerprint(name: str, size: int | None = None) -> str:
@@ -103,40 +25,9 @@ def fingerprint(name: str, size: int | None = None) -> str:
     if ":" in name:
         base, _, view = name.partition(":")
         return f"{fingerprint(base, size)}:{view}"
-    if name in SMOKE_SPECS:
-        _smoke_size(SMOKE_SPECS[name], size)
-        return f"smoke-{spec_hash(asdict(SMOKE_SPECS[name]))}"
-    if name in REAL:  # a prepared cache: the digest its preparation wrote
-        from itl import prepare
-        f = paths.data_dir() / name / prepare.fingerprint_file(size or prepare.SIZE)
-        return f.read_text().strip() if f.exists() else f"{name}-unprepared"
+    if name in datasets.REGISTRY:
+        return datasets.REGISTRY[name].fingerprint(size)
     return name
-
-
-def _smoke_size(spec: smoke.SmokeSpec, size: int | None) -> None:
-    if size is not None and size != spec.size:
-        raise DataError(f"generated data set {spec.name} exists at {spec.size} px only, "
-                        f"not {size}")
-
-
-def _load_smoke(spec: smoke.SmokeSpec, split: str) -> ImageSet:
-    cache = paths.data_dir() / "smoke" / f"{spec.name}-{spec_hash(asdict(spec))}-{split}.pt"
-    if cache.exists():
-        return read_cache(cache, "delete it to regenerate")
-    x, y = smoke.generate(spec, split, wordnet.load(), labels.imagenet1k_wnids())
-    paths.ensure_writable(cache.parent)
-    paths.atomic_torch_save(cache, {"x": x, "y": y, "classes": list(spec.classes)})
-    return ImageSet(x, y, spec.classes)
-
-
-def concat(sets: list[ImageSet]) -> ImageSet:
-    """One image set holding several, their class lists one after the other."""
-    offsets = [0]
-    for s in sets[:-1]:
-        offsets.append(offsets[-1] + len(s.classes))
-    return ImageSet(torch.cat([s.x for s in sets]),
-                    torch.cat([s.y + o for s, o in zip(sets, offsets)]),
-                    tuple(c for s in sets for c in s.classes))
 
 
 def load(name: str, split: str, size: int | None = None) -> ImageSet:
@@ -151,17 +42,7 @@ def load(name: str, split: str, size: int | None = None) -> ImageSet:
         full = load(base, split, size)
         keep = labels.view_leaves(base, view, list(full.classes))
         return relabel(full, {c: c for c in keep}, keep)
-    if name in SMOKE_SPECS:
-        _smoke_size(SMOKE_SPECS[name], size)
-        return _load_smoke(SMOKE_SPECS[name], split)
-    if name in REAL:
-        from itl import prepare  # real data: the uint8 caches `itl data prepare` builds
-        if name not in prepare.DATASETS:
-            raise DataError(f"data set {name!r} (paper scale) has no loader in itl yet: use "
-                            "--scale smoke or small")
-        return prepare.load(name, split, size or prepare.SIZE)
-    raise DataError(f"unknown data set {name!r}: known are "
-                    f"{', '.join(sorted(SMOKE_SPECS) + sorted(REAL))}")
+    return datasets.get(name).load(split, size)
 
 
 # ---------------------------------------------------------------- batches

@@ -5,34 +5,24 @@
   unmatched ground-truth box of highest IoU (>= 0.5, boxes in inclusive pixel coordinates, so a
   box's width is x2 - x1 + 1); "difficult" boxes count neither as hits nor as misses; AP is the
   11-point interpolated average precision; mAP the mean over classes.
-- `make_voc`: a VOC-format detection set that itl generates deterministically (the small
-  scale's stand-in for PASCAL-DET): CIFAR-10 objects pasted at random positions and scales onto
-  background images, with their boxes, written as VOC XML + JPEG + ImageSets/Main lists.
-- `read_voc`: reads any VOC-format folder (the generated set, BCCD, VOC 2007).
+- `finetune_detector`: Faster R-CNN on a pre-trained network's convolutional trunk, trained on a
+  VOC-format folder's train split and scored on its test split.
+
+The detection data sets themselves (reading VOC-format folders, BCCD, the generated `voc-cifar`)
+are entries of the data set registry, `itl.datasets`.
 """
 from __future__ import annotations
 
-import math
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-import torchvision
 
-from itl import paths, rng
-from itl.data import DataError, ImageSet
+from itl import data, rng
+from itl.datasets.images import decode_rgb
+from itl.datasets.voc import Annotation, iou, read_voc
 
 IOU = 0.5  # VOC's overlap criterion
-
-
-@dataclass
-class Annotation:
-    image: str  # image id (file stem)
-    boxes: torch.Tensor  # N x 4, (x1, y1, x2, y2), inclusive pixel coordinates
-    labels: list[str]
-    difficult: list[bool] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -51,15 +41,6 @@ def voc_ap(recall: torch.Tensor, precision: torch.Tensor) -> float:
         reached = recall >= t - 1e-12
         ap += (precision[reached].max().item() if reached.any() else 0.0) / 11
     return ap
-
-
-def iou(box: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-    """IoU of one box with many, in inclusive pixel coordinates (VOC)."""
-    ix1, iy1 = torch.maximum(boxes[:, 0], box[0]), torch.maximum(boxes[:, 1], box[1])
-    ix2, iy2 = torch.minimum(boxes[:, 2], box[2]), torch.minimum(boxes[:, 3], box[3])
-    inter = (ix2 - ix1 + 1).clamp(min=0) * (iy2 - iy1 + 1).clamp(min=0)
-    area = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
 
 
 def average_precision(detections: list[Detection], truth: list[Annotation], label: str) -> float:
@@ -100,127 +81,6 @@ def evaluate(detections: list[Detection], truth: list[Annotation],
     aps = {c: 100.0 * average_precision(detections, truth, c) for c in classes}
     valid = [v for v in aps.values() if v == v]
     return {"mAP": sum(valid) / len(valid) if valid else float("nan"), "AP": aps}
-
-
-# ---------------------------------------------------------------- VOC-format files
-
-
-def _xml(image: str, size: tuple[int, int], boxes: torch.Tensor, labels: list[str]) -> str:
-    objs = "".join(
-        f"<object><name>{lab}</name><difficult>0</difficult><bndbox><xmin>{int(b[0])}</xmin>"
-        f"<ymin>{int(b[1])}</ymin><xmax>{int(b[2])}</xmax><ymax>{int(b[3])}</ymax></bndbox>"
-        f"</object>" for b, lab in zip(boxes.tolist(), labels))
-    return (f"<annotation><filename>{image}.jpg</filename><size><width>{size[1]}</width>"
-            f"<height>{size[0]}</height><depth>3</depth></size>{objs}</annotation>\n")
-
-
-def read_voc(root: Path, split: str) -> list[Annotation]:
-    """The annotations of ImageSets/Main/<split>.txt of a VOC-format folder."""
-    listing = root / "ImageSets" / "Main" / f"{split}.txt"
-    if not listing.is_file():
-        raise DataError(f"{listing} is missing: not a VOC-format folder with a {split} split")
-    out = []
-    for image in listing.read_text().split():
-        f = root / "Annotations" / f"{image}.xml"
-        try:
-            tree = ET.parse(f).getroot()
-        except (OSError, ET.ParseError) as e:
-            raise DataError(f"unreadable annotation {f}: {e}") from e
-        boxes, labels, diff = [], [], []
-        for n, o in enumerate(tree.iter("object"), 1):
-            box = [_voc_number(o, f"bndbox/{k}", f, n) for k in ("xmin", "ymin", "xmax", "ymax")]
-            labels.append(_voc_text(o, "name", f, n))
-            if not all(map(math.isfinite, box)) or box[2] < box[0] or box[3] < box[1]:
-                raise DataError(f"malformed annotation {f}: object {n} ({labels[-1]}) has the "
-                                f"box {box}: xmin <= xmax and ymin <= ymax, finite, needed")
-            boxes.append(box)
-            d = o.find("difficult")
-            diff.append(d is not None and (d.text or "").strip() == "1")
-        out.append(Annotation(image, torch.tensor(boxes).reshape(-1, 4), labels, diff))
-    return out
-
-
-def _voc_text(obj: ET.Element, path: str, f: Path, n: int) -> str:
-    """The text at `path` under the n-th <object> of annotation file f; missing or empty: one
-    DataError naming the file, the object and the tag."""
-    found = obj.find(path)
-    text = (found.text or "").strip() if found is not None else ""
-    if not text:
-        raise DataError(f"malformed annotation {f}: object {n} has "
-                        f"{'no' if found is None else 'an empty'} <{path}>: every <object> "
-                        "needs a <name> and a <bndbox> of <xmin>, <ymin>, <xmax>, <ymax>")
-    return text
-
-
-def _voc_number(obj: ET.Element, path: str, f: Path, n: int) -> float:
-    text = _voc_text(obj, path, f, n)
-    try:
-        return float(text)
-    except ValueError:
-        raise DataError(f"malformed annotation {f}: object {n} has <{path}> {text!r}, "
-                        "not a number") from None
-
-
-@dataclass(frozen=True)
-class VocSpec:
-    """A generated detection set: objects pasted on backgrounds (small-scale PASCAL-DET)."""
-    n_train: int = 500  # images
-    n_test: int = 500
-    size: int = 128  # pixels, square images
-    max_objects: int = 3  # per image (at least one)
-    min_object: int = 24  # pixels, object side
-    max_object: int = 64
-    seed: int = 0
-
-
-def make_voc(objects: ImageSet, backgrounds: ImageSet, spec: VocSpec, out: Path) -> Path:
-    """Write the generated set to `out` (atomically: built beside it, then renamed). Training
-    images use the even-indexed objects and backgrounds, test images the odd ones."""
-    staging = out.with_name(f".{out.name}.staging")
-    if staging.exists():
-        import shutil
-        shutil.rmtree(staging)
-    for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (staging / d).mkdir(parents=True)
-    for part, (split, n) in enumerate((("train", spec.n_train), ("test", spec.n_test))):
-        g = rng.generator("voc", spec.seed, split)
-        # train and test draw from disjoint halves of the objects and backgrounds
-        obj_pool = list(range(part, len(objects), 2)) or list(range(len(objects)))
-        bg_pool = list(range(part, len(backgrounds), 2)) or list(range(len(backgrounds)))
-        ids = []
-        for i in range(n):
-            image = f"{split}_{i:05d}"
-            bg = backgrounds.x[bg_pool[torch.randint(len(bg_pool), (1,), generator=g).item()]]
-            canvas = F.interpolate(bg[None].float(), size=(spec.size, spec.size),
-                                   mode="bilinear", align_corners=False)[0]
-            boxes, labels = [], []
-            for _ in range(1 + torch.randint(spec.max_objects, (1,), generator=g).item()):
-                k = obj_pool[torch.randint(len(obj_pool), (1,), generator=g).item()]
-                side = torch.randint(spec.min_object, spec.max_object + 1, (1,),
-                                     generator=g).item()
-                x0 = torch.randint(spec.size - side + 1, (1,), generator=g).item()
-                y0 = torch.randint(spec.size - side + 1, (1,), generator=g).item()
-                box = torch.tensor([x0, y0, x0 + side - 1, y0 + side - 1], dtype=torch.float32)
-                if boxes and iou(box, torch.tensor(boxes, dtype=torch.float32)).max() > 0:
-                    continue  # objects never hide each other: every box stays fully visible
-                obj = F.interpolate(objects.x[k][None].float(), size=(side, side),
-                                    mode="bilinear", align_corners=False)[0]
-                canvas[:, y0:y0 + side, x0:x0 + side] = obj
-                boxes.append([x0, y0, x0 + side - 1, y0 + side - 1])
-                labels.append(objects.classes[int(objects.y[k])])
-            img = canvas.round().clamp(0, 255).to(torch.uint8)
-            torchvision.io.write_jpeg(img, str(staging / "JPEGImages" / f"{image}.jpg"),
-                                      quality=95)
-            (staging / "Annotations" / f"{image}.xml").write_text(
-                _xml(image, (spec.size, spec.size), torch.tensor(boxes), labels))
-            ids.append(image)
-        (staging / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
-    paths.ensure_writable(out.parent)
-    if out.exists():
-        import shutil
-        shutil.rmtree(out)
-    staging.rename(out)
-    return out
 
 
 # ---------------------------------------------------------------- Faster R-CNN on a pre-trained trunk
@@ -264,7 +124,6 @@ def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectCon
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
-    from itl import data
     trunk, channels = conv_trunk(net)
     trunk.out_channels = channels
     pool = 7  # RoIAlign output, pixels of the trunk's feature map
@@ -282,8 +141,7 @@ def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectCon
 
 
 def _load_images(root: Path, anns: list[Annotation]) -> list[torch.Tensor]:
-    from itl import data
-    return [data.decode_rgb(root / "JPEGImages" / f"{a.image}.jpg") for a in anns]
+    return [decode_rgb(root / "JPEGImages" / f"{a.image}.jpg") for a in anns]
 
 
 def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed: int,
@@ -337,30 +195,3 @@ def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed:
                     dets.append(Detection(a.image, classes[lab - 1], s, tuple(b.tolist())))
     r = evaluate(dets, test_ann, classes)
     return {"top1": r["mAP"], "mAP": r["mAP"], "AP": r["AP"], "steps": steps}
-
-
-GENERATED = "voc-cifar"  # the generated set: CIFAR-10 test objects on 15-Scene backgrounds
-SMALL_SPEC = VocSpec(n_train=2000, n_test=1000, size=128, seed=0)
-
-
-def voc_root(name: str) -> Path:
-    """The folder of a VOC-format detection target, generating `voc-cifar` on first use from
-    the prepared CIFAR-10 (test split: objects) and 15-Scene (all images: backgrounds)."""
-    from filelock import FileLock
-
-    from itl import data
-    root = paths.data_dir() / name
-    if name == "bccd":
-        root = paths.data_dir() / "BCCD"
-        if not (root / "ImageSets" / "Main" / "test.txt").is_file():
-            raise DataError(f"BCCD is not prepared under {paths.data_dir()}: run "
-                            "`itl data prepare bccd --from PATH`")
-        return root
-    if name != GENERATED:
-        raise DataError(f"unknown detection target {name!r}: known are {GENERATED}, bccd")
-    paths.ensure_writable(root.parent)
-    with FileLock(str(root.parent / f"{name}.lock")):
-        if not (root / "ImageSets" / "Main" / "test.txt").is_file():
-            scenes = data.concat([data.load("15-scene", s) for s in ("train", "test")])
-            make_voc(data.load("cifar-10", "test"), scenes, SMALL_SPEC, root)
-    return root

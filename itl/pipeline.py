@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict
 
-from itl import data, detection, models, runs, scales, subsets, train, transfer
+from itl import data, datasets, detection, models, runs, scales, subsets, train, transfer
 
 PROTOCOL = 2  # bump when a change to training or transfer code makes old runs incomparable
 # 2: CPU threads fixed per run (scale.cpu_threads), bf16 settable on CPU, 32-px caches
@@ -117,7 +117,7 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
         if method == "detect":
             if net is None:
                 net = models.build(scale.pretrain.model, 2, seed)
-            return detection.finetune_detector(net, detection.voc_root(target), settings, seed,
+            return detection.finetune_detector(net, datasets.get(target).root(), settings, seed,
                                                train.device())
         tr = target_images(target, "train", seed, scale.size)
         te = target_images(target, "test", seed, scale.size)

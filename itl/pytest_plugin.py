@@ -10,7 +10,8 @@ import time
 import pytest
 import torch
 
-from itl import claims, data, devices, paths, report, scales, subsets
+from itl import claims, data, datasets, devices, paths, report, scales, subsets
+from itl.datasets.entry import DETECTION, GENERATED, PLANNED, PREPARED, prepare_command
 
 # what a scale whose data is absent, or a claim that has no conditions at a scale, raises
 UNAVAILABLE = (data.DataError, subsets.SubsetError, ValueError, KeyError, FileNotFoundError)
@@ -66,32 +67,22 @@ def settings(scale: str | None, detection: str | None) -> tuple[str, str]:
 def missing_data(scale: scales.Scale) -> str | None:
     """Why no experiment of `scale` can run here: a data set it needs is not prepared under
     ITL_DATA, or itl has no loader for it (the paper scale); None when everything is there."""
-    from itl import detection, prepare
-
-    def voc_done(folder: str) -> bool:  # as detection.voc_root checks it
-        return (paths.data_dir() / folder / "ImageSets" / "Main" / "test.txt").is_file()
-
-    needed = set()
-    for name in (scale.source, scale.extra or "", *scale.targets):
-        needed |= {part.partition(":")[0] for part in name.partition("|")[0].split("+") if part}
-    for target in scale.detection:
-        if target == "bccd" and not voc_done("BCCD"):
-            needed.add("bccd")
-        elif target == detection.GENERATED and not voc_done(target):
-            needed |= {"cifar-10", "15-scene"}  # generated from them on first use
-    no_loader = sorted(n for n in needed if n in data.REAL and n not in prepare.DATASETS)
+    needed = list(scale.data_sets())
+    for name in list(needed):  # what a generated set is built from, until it is built
+        needed += [n for n in datasets.get(name).needs() if n not in needed]
+    entries = [datasets.get(n) for n in needed]
+    no_loader = sorted(e.name for e in entries if e.origin == PLANNED)
     if no_loader:
         return (f"the {scale.name} scale needs {', '.join(no_loader)}, which itl has no loader "
                 "for yet: run the smoke or small scale")
-    absent = sorted(n for n in needed if n in prepare.DATASETS and n != "bccd" and not all(
-        prepare.cache_path(n, split).is_file() for split in ("train", "test")))
-    absent += ["bccd"] if "bccd" in needed else []
+    absent = sorted((e for e in entries if e.origin == PREPARED and not e.present()),
+                    key=lambda e: (e.kind == DETECTION, e.name))
     if absent:
-        return (f"data set(s) {', '.join(absent)} not prepared under {paths.data_dir()} "
-                "(ITL_DATA): run " + "; ".join(f"`itl data prepare {n} --from PATH`"
-                                               for n in absent)
+        return (f"data set(s) {', '.join(e.name for e in absent)} not prepared under "
+                f"{paths.data_dir()} (ITL_DATA): run "
+                + "; ".join(f"`{prepare_command(e.name)}`" for e in absent)
                 + (" (or leave detection unrun: --detection off, ITL_DETECTION=off)"
-                   if "bccd" in absent else ""))
+                   if any(e.kind == DETECTION for e in absent) else ""))
     return None
 
 
@@ -101,7 +92,7 @@ def _conditions(claim: claims.Claim, scale: scales.Scale) -> tuple[tuple[str, ..
     try:
         return claim.conditions(scale), None
     except UNAVAILABLE as e:
-        if scale.source in data.SMOKE_SPECS:
+        if datasets.get(scale.source.partition(":")[0]).origin == GENERATED:
             raise  # generated data is never missing: this is a bug, let collection show it
         return (), f"{claim.id} has no conditions at the {scale.name} scale: " + \
             (e.args[0] if isinstance(e, KeyError) and e.args else str(e))

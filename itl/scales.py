@@ -34,6 +34,17 @@ class Scale:
     cpu_threads: int = 1  # intra-op threads of every run on a CPU: results depend on it (bits
     # of reductions), so it is fixed here; parallelism comes from runs side by side (pytest -n)
 
+    def data_sets(self) -> tuple[str, ...]:
+        """The data sets it reads, by their registry names (itl.datasets): source, extra
+        classes, targets, detection targets; "a+b", "name:view" and "|rule" taken apart."""
+        out: list[str] = []
+        for name in (self.source, self.extra or "", *self.targets, *self.detection):
+            for part in name.partition("|")[0].split("+"):
+                base = part.partition(":")[0]
+                if base and base not in out:
+                    out.append(base)
+        return tuple(out)
+
 
 CIFAR_TARGET = "cifar-10|images-per-class=40"  # 200 of CIFAR-10's 5,000 per class
 

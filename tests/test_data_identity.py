@@ -15,7 +15,9 @@ import pytest
 import torch
 import torchvision
 
-from itl import data, prepare
+from itl import data, datasets, paths
+from itl.datasets import checksums, images
+from itl.datasets.entry import Archive
 from test_prepare import _tar  # the fabricated-archive writer both files use
 
 G = torch.Generator().manual_seed(1)
@@ -27,9 +29,9 @@ def _jpeg(size: int = 16) -> bytes:
 
 
 def expect(monkeypatch, name: str, **changes) -> None:
-    """Replace data set `name`'s identity by a miniature one for a fabricated source."""
-    monkeypatch.setitem(prepare.IDENTITIES, name,
-                        dataclasses.replace(prepare.IDENTITIES[name], **changes))
+    """Replace data set `name`'s registry entry by a miniature one for a fabricated source."""
+    monkeypatch.setitem(datasets.REGISTRY, name,
+                        dataclasses.replace(datasets.REGISTRY[name], **changes))
 
 
 def _nothing_prepared(root: Path, name: str) -> bool:
@@ -60,18 +62,20 @@ def data_dir(tmp_path, monkeypatch):
 
 
 def test_real_identities_are_the_full_data_sets():
-    tiny, cifar = prepare.IDENTITIES["tiny-imagenet-200"], prepare.IDENTITIES["cifar-10"]
-    scene, bccd = prepare.IDENTITIES["15-scene"], prepare.IDENTITIES["bccd"]
+    tiny, cifar = datasets.REGISTRY["tiny-imagenet-200"], datasets.REGISTRY["cifar-10"]
+    scene, bccd = datasets.REGISTRY["15-scene"], datasets.REGISTRY["bccd"]
     assert len(set(tiny.classes)) == 200 and list(tiny.classes) == sorted(tiny.classes)
     assert all(len(w) == 9 and w[0] == "n" and w[1:].isdigit() for w in tiny.classes)
     assert (sum(tiny.counts("train")), sum(tiny.counts("test"))) == (100_000, 10_000)
-    assert tiny.image_size == (64, 64) and tiny.archive == "tiny-imagenet-200.zip"
-    assert tiny.archive_md5 == "90528d7ca1a48142e341f4ef8d21d0de"
+    assert tiny.image_size == (64, 64)
+    assert tiny.archives == (Archive("tiny-imagenet-200.zip",
+                                     md5="90528d7ca1a48142e341f4ef8d21d0de"),)
     assert cifar.classes == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
                              "horse", "ship", "truck")
     assert (sum(cifar.counts("train")), sum(cifar.counts("test"))) == (50_000, 10_000)
     assert cifar.image_size == (32, 32)
-    assert cifar.archive_md5 == "c58f30108f718f92721af3b95e74349a"
+    assert cifar.archives == (Archive("cifar-10-python.tar.gz",
+                                      md5="c58f30108f718f92721af3b95e74349a"),)
     assert len(scene.classes) == 15 and scene.counts("train") == (100,) * 15
     assert sum(scene.counts("test")) == 2985
     assert sum(scene.counts("train")) + sum(scene.counts("test")) == 4485
@@ -86,7 +90,7 @@ def test_real_identities_are_the_full_data_sets():
 def _scene_layout(prefix: str = "15-scene") -> dict[str, bytes]:
     """15-Scene's real shape (its 15 class folders, 100 training images each and its 2,985 test
     images), every file the same tiny JPEG: the check refuses it before decoding any."""
-    ident, blob = prepare.IDENTITIES["15-scene"], _jpeg()
+    ident, blob = datasets.REGISTRY["15-scene"], _jpeg()
     return {f"{prefix}/{split}/{c}/{i:04d}.jpg": blob
             for split in ("train", "test")
             for c, n in zip(ident.classes, ident.counts(split)) for i in range(n)}
@@ -99,9 +103,9 @@ def scene_archive(tmp_path_factory) -> Path:
 
 def test_15_scene_offered_as_cifar_10_is_refused(scene_archive, data_dir, monkeypatch):
     decoded = []
-    monkeypatch.setattr(data, "decode_rgb", lambda f: decoded.append(f))
+    monkeypatch.setattr(images, "decode_rgb", lambda f: decoded.append(f))
     with pytest.raises(data.DataError) as e:
-        prepare.prepare("cifar-10", scene_archive)
+        datasets.prepare("cifar-10", scene_archive)
     msg = str(e.value)
     assert "\n" not in msg and str(scene_archive) in msg and "is not cifar-10" in msg
     assert "found 15 classes" in msg and "expected 10 (airplane" in msg and "bedroom" in msg
@@ -123,7 +127,7 @@ def test_15_scene_shards_folder_offered_as_cifar_10_is_refused(tmp_path, data_di
     (shards / "SHA256SUMS").write_text(
         f"{hashlib.sha256(f.read_bytes()).hexdigest()}  ./cifar-10/cifar-10-train.tar.gz\n")
     with pytest.raises(data.DataError, match=r"is not cifar-10: found 15 classes"):
-        prepare.prepare("cifar-10", shards)
+        datasets.prepare("cifar-10", shards)
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
@@ -131,7 +135,7 @@ def test_lazebnik_class_folders_offered_as_cifar_10_are_refused(tmp_path, data_d
     files = {f"scene_categories/{c}/image_{i:04d}.jpg": _jpeg()
              for c in ("MITcoast", "MITforest", "bedroom") for i in range(3)}
     with pytest.raises(data.DataError, match=r"is not cifar-10: found 3 classes .*coast"):
-        prepare.prepare("cifar-10", _tar(tmp_path / "scenes.tar.gz", files))
+        datasets.prepare("cifar-10", _tar(tmp_path / "scenes.tar.gz", files))
 
 
 def test_lazebnik_folder_names_become_the_shards_class_names(tmp_path, data_dir, monkeypatch):
@@ -139,7 +143,7 @@ def test_lazebnik_folder_names_become_the_shards_class_names(tmp_path, data_dir,
            per_class={"train": 2, "test": 1})
     files = {f"scene_categories/{c}/image_{i:04d}.jpg": _jpeg()
              for c in ("CALsuburb", "MITcoast", "bedroom") for i in range(3)}
-    prepare.prepare("15-scene", _tar(tmp_path / "scenes.tar.gz", files))
+    datasets.prepare("15-scene", _tar(tmp_path / "scenes.tar.gz", files))
     assert data.load("15-scene", "train").classes == ("bedroom", "coast", "suburb")
 
 
@@ -149,7 +153,7 @@ def test_a_cifar_subset_is_refused_by_its_counts(tmp_path, data_dir, monkeypatch
              for s, n in (("train", 2), ("test", 2)) for c in ("cat", "dog") for i in range(n)}
     with pytest.raises(data.DataError,
                        match=r"found 4 train images .*\(cat: 2\), expected 6 \(cat: 3\)"):
-        prepare.prepare("cifar-10", _tar(tmp_path / "c.tar.gz", files))
+        datasets.prepare("cifar-10", _tar(tmp_path / "c.tar.gz", files))
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
@@ -158,7 +162,7 @@ def test_images_of_another_size_are_refused(tmp_path, data_dir, monkeypatch):
     files = {f"cifar-10/{s}/cat/{i}.jpg": _jpeg(24)
              for s, n in (("train", 2), ("test", 1)) for i in range(n)}
     with pytest.raises(data.DataError, match=r"found train images of 24x24 px, expected 32x32"):
-        prepare.prepare("cifar-10", _tar(tmp_path / "c.tar.gz", files))
+        datasets.prepare("cifar-10", _tar(tmp_path / "c.tar.gz", files))
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
@@ -166,24 +170,24 @@ def test_official_archive_name_with_another_md5_is_refused(tmp_path, data_dir):
     f = _tar(tmp_path / "cifar-10-python.tar.gz", {"cifar-10-batches-py/batches.meta": b"x"})
     with pytest.raises(data.DataError, match=r"cifar-10-python.tar.gz is not cifar-10: md5 "
                                              r"[0-9a-f]{32}, expected c58f30108f718f92721af3b9"):
-        prepare.prepare("cifar-10", f)
+        datasets.prepare("cifar-10", f)
     f = tmp_path / "tiny-imagenet-200.zip"
     f.write_bytes(b"PK not the real zip")
     with pytest.raises(data.DataError, match=r"expected 90528d7ca1a48142e341f4ef8d21d0de"):
-        prepare.prepare("tiny-imagenet-200", f)
+        datasets.prepare("tiny-imagenet-200", f)
 
 
 def test_tiny_imagenet_with_other_wnids_is_refused(tmp_path, data_dir):
     with pytest.raises(data.DataError, match=r"is not tiny-imagenet-200: found 2 classes .*"
                                              r"expected 200 \(n01443537"):
-        prepare.prepare("tiny-imagenet-200", _tar(tmp_path / "t.tar.gz", _tiny_files()))
+        datasets.prepare("tiny-imagenet-200", _tar(tmp_path / "t.tar.gz", _tiny_files()))
 
 
 def test_tiny_imagenet_bad_val_annotation_line_is_named(tmp_path, data_dir):
     files = _tiny_files()
     files["tiny-imagenet-200/val/val_annotations.txt"] += b"\nval_9.JPEG n99999999\t0"
     with pytest.raises(data.DataError, match=r"val_annotations.txt line 5 is not IMAGE<TAB>"):
-        prepare.prepare("tiny-imagenet-200", _tar(tmp_path / "t.tar.gz", files))
+        datasets.prepare("tiny-imagenet-200", _tar(tmp_path / "t.tar.gz", files))
 
 
 def test_a_broken_cifar_batch_is_named(tmp_path, data_dir):
@@ -192,7 +196,7 @@ def test_a_broken_cifar_batch_is_named(tmp_path, data_dir):
     files["cifar-10-batches-py/test_batch"] = files["cifar-10-batches-py/data_batch_1"]
     files["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": [b"cat"]})
     with pytest.raises(data.DataError, match=r"data_batch_1 is not a CIFAR-10 batch"):
-        prepare.prepare("cifar-10", _tar(tmp_path / "batches.tar.gz", files))
+        datasets.prepare("cifar-10", _tar(tmp_path / "batches.tar.gz", files))
 
 
 # ---------------------------------------------------------------- BCCD (VOC)
@@ -223,7 +227,7 @@ def mini_bccd(monkeypatch):
 
 
 def test_bccd_miniature_is_installed_with_its_record(tmp_path, data_dir, mini_bccd):
-    root = prepare.prepare("bccd", _tar(tmp_path / "bccd.tar.gz", _bccd()))
+    root = datasets.prepare("bccd", _tar(tmp_path / "bccd.tar.gz", _bccd()))
     rec = json.loads((root / "source.json").read_text())
     assert rec["boxes"] == {"Platelets": 1, "RBC": 1, "WBC": 1} and rec["images"]["test"] == 3
 
@@ -231,25 +235,25 @@ def test_bccd_miniature_is_installed_with_its_record(tmp_path, data_dir, mini_bc
 def test_bccd_with_another_class_is_refused(tmp_path, data_dir, mini_bccd):
     with pytest.raises(data.DataError, match=r"is not bccd: found 3 classes in its annotations"
                                              r".*not in bccd: Neutrophil"):
-        prepare.prepare("bccd", _tar(tmp_path / "b.tar.gz", _bccd(("RBC", "WBC", "Neutrophil"))))
+        datasets.prepare("bccd", _tar(tmp_path / "b.tar.gz", _bccd(("RBC", "WBC", "Neutrophil"))))
     assert _nothing_prepared(data_dir, "BCCD")
 
 
 def test_bccd_with_other_split_sizes_or_image_size_is_refused(tmp_path, data_dir, monkeypatch):
     with pytest.raises(data.DataError, match=r"found 2 images in ImageSets/Main/train.txt, "
                                              r"expected 205"):
-        prepare.prepare("bccd", _tar(tmp_path / "b.tar.gz", _bccd()))
+        datasets.prepare("bccd", _tar(tmp_path / "b.tar.gz", _bccd()))
     expect(monkeypatch, "bccd", split_sizes={"train": 2, "val": 1, "trainval": 3, "test": 3})
     with pytest.raises(data.DataError, match=r"found annotated image sizes of 320x240 px, "
                                              r"expected 640x480"):
-        prepare.prepare("bccd", _tar(tmp_path / "c.tar.gz", _bccd(size=(320, 240))))
+        datasets.prepare("bccd", _tar(tmp_path / "c.tar.gz", _bccd(size=(320, 240))))
 
 
 def test_bccd_malformed_xml_is_one_error_naming_the_file(tmp_path, data_dir, mini_bccd):
     files = _bccd()
     files["BCCD/Annotations/img_1.xml"] = b"<annotation><object><name>RBC</name></object>"
     with pytest.raises(data.DataError, match=r"unreadable annotation .*img_1.xml"):
-        prepare.prepare("bccd", _tar(tmp_path / "b.tar.gz", files))
+        datasets.prepare("bccd", _tar(tmp_path / "b.tar.gz", files))
     assert _nothing_prepared(data_dir, "BCCD")
 
 
@@ -265,7 +269,7 @@ def _mini_scene(tmp_path, monkeypatch) -> Path:
 
 def test_record_says_what_the_cache_was_built_from(tmp_path, data_dir, monkeypatch):
     src = _mini_scene(tmp_path, monkeypatch)
-    folder = prepare.prepare("15-scene", src)
+    folder = datasets.prepare("15-scene", src)
     rec = json.loads((folder / "source.json").read_text())
     assert rec["dataset"] == "15-scene" and rec["source"]["path"] == str(src.resolve())
     assert rec["source"]["kind"] == "archive"
@@ -286,8 +290,8 @@ def test_record_says_what_the_cache_was_built_from(tmp_path, data_dir, monkeypat
 
 
 def test_reading_checks_the_record_without_hashing(tmp_path, data_dir, monkeypatch):
-    prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
-    monkeypatch.setattr(prepare.paths, "sha256_file", lambda f: pytest.fail(f"hashed {f} on a read"))
+    datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    monkeypatch.setattr(paths, "sha256_file", lambda f: pytest.fail(f"hashed {f} on a read"))
     assert len(data.load("15-scene", "train", 32)) == 4
 
 
@@ -298,14 +302,14 @@ def test_a_shards_record_lists_every_shard_sum(tmp_path, data_dir, monkeypatch):
              {f"15-scene/{s}/a/0.jpg": _jpeg() for s in ("train", "test")})
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
     (shards / "SHA256SUMS").write_text(f"{digest} *15-scene/15-scene.tar.gz\n")
-    rec = json.loads((prepare.prepare("15-scene", shards) / "source.json").read_text())
+    rec = json.loads((datasets.prepare("15-scene", shards) / "source.json").read_text())
     assert rec["source"] == {"path": str(shards.resolve()), "kind": "shards",
                              "sha256": {"15-scene/15-scene.tar.gz": digest}}
 
 
 def test_missing_record_is_refused_and_adopting_the_folder_keeps_its_fingerprint(
         tmp_path, data_dir, monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     fingerprints = {f.name: f.read_text() for f in folder.glob("fingerprint*")}
     (folder / "source.json").unlink()  # a cache built before records
     with pytest.raises(data.DataError) as e:
@@ -313,7 +317,7 @@ def test_missing_record_is_refused_and_adopting_the_folder_keeps_its_fingerprint
     msg = str(e.value)
     assert "source.json is missing" in msg and "itl data prepare 15-scene --from PATH" in msg
     assert "\n" not in msg
-    assert prepare.prepare("15-scene", folder) == folder  # adopt in place: nothing rebuilt
+    assert datasets.prepare("15-scene", folder) == folder  # adopt in place: nothing rebuilt
     rec = json.loads((folder / "source.json").read_text())
     assert rec["source"]["kind"] == "adopted" and rec["images"]["train"] == [2, 2]
     assert {f.name: f.read_text() for f in folder.glob("fingerprint*")} == fingerprints
@@ -322,13 +326,13 @@ def test_missing_record_is_refused_and_adopting_the_folder_keeps_its_fingerprint
 
 def test_a_prepared_folder_given_again_or_copied_keeps_its_record(tmp_path, data_dir,
                                                                   monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     before = json.loads((folder / "source.json").read_text())
-    assert prepare.prepare("15-scene", folder) == folder
+    assert datasets.prepare("15-scene", folder) == folder
     copy = tmp_path / "elsewhere" / "15-scene"
     shutil.copytree(folder, copy)
     shutil.rmtree(folder)
-    assert prepare.prepare("15-scene", copy) == folder
+    assert datasets.prepare("15-scene", copy) == folder
     after = json.loads((folder / "source.json").read_text())
     assert after["source"] == before["source"] and after["source"]["kind"] == "archive"
     assert {k: after[k] for k in ("classes", "images", "original_image_size", "sizes")} == \
@@ -336,28 +340,28 @@ def test_a_prepared_folder_given_again_or_copied_keeps_its_record(tmp_path, data
 
 
 def test_adopting_a_cache_of_another_data_set_is_refused(tmp_path, data_dir, monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     other = tmp_path / "old-itl" / "cifar-10"
     shutil.copytree(folder, other)
     (other / "source.json").unlink()
     with pytest.raises(data.DataError, match=r"is not cifar-10: found 2 classes in .*"
                                              r"cache-64-test.pt \(a, b\), expected 10"):
-        prepare.prepare("cifar-10", other)
+        datasets.prepare("cifar-10", other)
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
 def test_adopting_caches_that_changed_after_their_fingerprint_is_refused(
         tmp_path, data_dir, monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     (folder / "source.json").unlink()
     (folder / "fingerprint-32").write_text("15-scene-0000000000000000\n")
     with pytest.raises(data.DataError, match=r"fingerprint-32 says 15-scene-0000000000000000 "
                                              r"but the caches beside it hash to"):
-        prepare.prepare("15-scene", folder)
+        datasets.prepare("15-scene", folder)
 
 
 def test_a_record_of_other_classes_is_refused(tmp_path, data_dir, monkeypatch):
-    prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     expect(monkeypatch, "15-scene", classes=("a", "c"))  # what itl now expects
     with pytest.raises(data.DataError, match=r"source.json records 2 classes \(a, b\) where "
                                              r"15-scene has 2 \(a, c\); run `itl data prepare"):
@@ -365,7 +369,7 @@ def test_a_record_of_other_classes_is_refused(tmp_path, data_dir, monkeypatch):
 
 
 def test_a_cache_swapped_after_preparing_is_refused(tmp_path, data_dir, monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     torch.save({"x": torch.zeros(3, 3, 64, 64, dtype=torch.uint8),
                 "y": torch.tensor([0, 1, 1]), "classes": ["a", "b"]}, folder / "cache-64-test.pt")
     with pytest.raises(data.DataError, match=r"cache-64-test.pt has [\d,]+ bytes where .*"
@@ -381,7 +385,7 @@ def test_a_cache_swapped_after_preparing_is_refused(tmp_path, data_dir, monkeypa
 
 def test_a_fingerprint_file_that_disagrees_with_the_record_is_refused(
         tmp_path, data_dir, monkeypatch):
-    folder = prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     (folder / "fingerprint").write_text("15-scene-ffffffffffffffff\n")
     with pytest.raises(data.DataError, match=r"fingerprint does not hold the fingerprint "
                                              r"15-scene-[0-9a-f]{16} that .*source.json records"):
@@ -393,10 +397,10 @@ def test_a_torch_file_that_is_not_an_image_cache_is_named(tmp_path):
     torch.save({"x": torch.zeros(2, 3, 8, 8), "y": torch.tensor([0, 1]), "classes": ["a"]}, f)
     with pytest.raises(data.DataError, match=r"cache.pt is not an itl image cache .*"
                                              r"torch.float32 images"):
-        data.read_cache(f, "prepare it again")
+        images.read_cache(f, "prepare it again")
     torch.save([1, 2], f)
     with pytest.raises(data.DataError, match=r"is not an itl image cache .* holds keys list"):
-        data.read_cache(f, "prepare it again")
+        images.read_cache(f, "prepare it again")
 
 
 # ---------------------------------------------------------------- SHA256SUMS
@@ -419,7 +423,7 @@ def test_every_sha256sum_format_is_read(tmp_path):
         "",
         f"{b}  x/crlf.tar.gz\r",
     ]).encode() + b"\n")
-    assert prepare.read_sums(sums) == [
+    assert checksums.read_sums(sums) == [
         (a, "./x/text.tar.gz"), (b, "x/binary.tar.gz"), (a, "x/back\\slash\nnewline.tar.gz"),
         (b, "x/tag (1).tar.gz"), (a, "x/tag\\escaped.tar.gz"), (a, " x/leading space.tar.gz"),
         (b, "x/crlf.tar.gz")]
@@ -437,7 +441,7 @@ def test_what_sha256sum_itself_writes_is_read(tmp_path):
         out = subprocess.run(["sha256sum", *flags, *names], cwd=d, capture_output=True,
                              check=True).stdout
         (tmp_path / "SHA256SUMS").write_bytes(out)
-        assert prepare.read_sums(tmp_path / "SHA256SUMS") == want, flags
+        assert checksums.read_sums(tmp_path / "SHA256SUMS") == want, flags
 
 
 @pytest.mark.parametrize("line", [
@@ -453,7 +457,7 @@ def test_a_malformed_sums_line_is_named_with_its_number(tmp_path, line):
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(f"{_sum(b'a')}  x/fine.tar.gz\n\n{line}\n")
     with pytest.raises(data.DataError) as e:
-        prepare.read_sums(sums)
+        checksums.read_sums(sums)
     assert f"{sums} line 3 is not a sha256sum line" in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -464,7 +468,7 @@ def test_verified_shards_in_binary_and_tag_format(tmp_path):
     (tmp_path / "SHA256SUMS").write_text(f"{_sum(f1.read_bytes())} *15-scene/a.tar.gz\n"
                                          f"SHA256 (./15-scene/b.tar.gz) = "
                                          f"{_sum(f2.read_bytes())}\n")
-    assert list(prepare.verified_shards(tmp_path, "15-scene")) == [f1, f2]
+    assert list(checksums.verified_shards(tmp_path, "15-scene")) == [f1, f2]
 
 
 def test_a_shard_missing_from_the_sums_is_refused(tmp_path):
@@ -472,7 +476,7 @@ def test_a_shard_missing_from_the_sums_is_refused(tmp_path):
     _tar(tmp_path / "15-scene" / "extra.tar.gz", {"y": b"2"})
     (tmp_path / "SHA256SUMS").write_text(f"{_sum(f1.read_bytes())}  15-scene/a.tar.gz\n")
     with pytest.raises(data.DataError, match=r"shard .*extra.tar.gz is not listed in"):
-        prepare.verified_shards(tmp_path, "15-scene")
+        checksums.verified_shards(tmp_path, "15-scene")
 
 
 # ---------------------------------------------------------------- staging folders
@@ -510,7 +514,7 @@ def test_stale_staging_folders_are_removed_by_the_next_prepare(tmp_path, data_di
     legacy_new = _staging(data_dir, "bccd")
     (legacy_new / "unpacked").chmod(0o500)  # read-only folders are removed too, when stale
     os.chmod(dead / "unpacked", 0o500)
-    prepare.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
     left = set(data_dir.glob(".staging-*"))
     assert left == {alive, other_host, legacy_new}
     assert not {dead, old, legacy_old} & left
@@ -520,7 +524,7 @@ def test_stale_staging_folders_are_removed_by_the_next_prepare(tmp_path, data_di
 def test_a_failed_prepare_leaves_no_staging_of_its_own(tmp_path, data_dir):
     f = _tar(tmp_path / "c.tar.gz", {"cifar-10/train/cat/0.jpg": _jpeg()})
     with pytest.raises(data.DataError):
-        prepare.prepare("cifar-10", f)
+        datasets.prepare("cifar-10", f)
     assert not list(data_dir.glob(".staging-*"))
 
 
@@ -529,5 +533,5 @@ def test_images_kept_where_itl_keeps_the_prepared_set_are_never_replaced(tmp_pat
     (own / "kitchen").mkdir(parents=True)
     (own / "kitchen" / "a.jpg").write_bytes(_jpeg())
     with pytest.raises(data.DataError, match="move the original images or archive elsewhere"):
-        prepare.prepare("15-scene", own)
+        datasets.prepare("15-scene", own)
     assert (own / "kitchen" / "a.jpg").exists()

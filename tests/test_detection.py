@@ -1,4 +1,5 @@
-"""The VOC 2007 mAP evaluator against hand-computed cases, and the generated VOC-format set."""
+"""The VOC 2007 mAP evaluator against hand-computed cases, reading VOC-format folders, and the
+generated VOC-format set."""
 import math
 
 import pytest
@@ -6,10 +7,11 @@ import torch
 
 from itl import detection as det
 from itl.data import ImageSet
+from itl.datasets import voc, voc_cifar
 
 
 def _gt(image, boxes, labels, difficult=None):
-    return det.Annotation(image, torch.tensor(boxes, dtype=torch.float32), labels,
+    return voc.Annotation(image, torch.tensor(boxes, dtype=torch.float32), labels,
                           difficult or [False] * len(labels))
 
 
@@ -24,7 +26,7 @@ def test_eleven_point_ap_by_hand():
 
 def test_iou_uses_inclusive_pixel_coordinates():
     a = torch.tensor([0.0, 0, 9, 9])
-    assert det.iou(a, torch.tensor([[5.0, 0, 14, 9]])).item() == pytest.approx(50 / 150)
+    assert voc.iou(a, torch.tensor([[5.0, 0, 14, 9]])).item() == pytest.approx(50 / 150)
     truth = [_gt("a", [[0, 0, 9, 9]], ["dog"])]
     assert det.average_precision([det.Detection("a", "dog", 1.0, (5, 0, 14, 9))],
                                  truth, "dog") == 0.0  # IoU 1/3 < 0.5: a miss
@@ -54,21 +56,21 @@ def _voc(root, n_objects, n_train, n_test, seed=0):
                                      generator=g), torch.arange(n_objects) % 2, ("cat", "ship"))
     backgrounds = ImageSet(torch.zeros(3, 3, 64, 64, dtype=torch.uint8), torch.zeros(3),
                            ("scene",))
-    spec = det.VocSpec(n_train=n_train, n_test=n_test, size=96, seed=seed)
-    return objects, backgrounds, spec, det.make_voc(objects, backgrounds, spec, root)
+    spec = voc_cifar.VocSpec(n_train=n_train, n_test=n_test, size=96, seed=seed)
+    return objects, backgrounds, spec, voc_cifar.make_voc(objects, backgrounds, spec, root)
 
 
 def test_generated_voc_set_round_trips(tmp_path):
     objects, backgrounds, spec, out = _voc(tmp_path / "voc", 10, 6, 4, seed=1)
-    train = det.read_voc(out, "train")
-    assert len(train) == 6 and len(det.read_voc(out, "test")) == 4
+    train = voc.read_voc(out, "train")
+    assert len(train) == 6 and len(voc.read_voc(out, "test")) == 4
     for a in train:
         assert 1 <= len(a.labels) <= spec.max_objects and set(a.labels) <= {"cat", "ship"}
         assert ((a.boxes[:, 2:] - a.boxes[:, :2] + 1) >= spec.min_object).all()
         assert (a.boxes >= 0).all() and (a.boxes < spec.size).all()
         assert (out / "JPEGImages" / f"{a.image}.jpg").is_file()
     # deterministic: the same spec gives the same boxes
-    again = det.read_voc(det.make_voc(objects, backgrounds, spec, tmp_path / "voc2"), "train")
+    again = voc.read_voc(voc_cifar.make_voc(objects, backgrounds, spec, tmp_path / "voc2"), "train")
     assert all(torch.equal(a.boxes, b.boxes) for a, b in zip(train, again))
     # perfect detections score 100 mAP on the generated set
     dets = [det.Detection(a.image, lab, 1.0, tuple(b.tolist()))
@@ -81,7 +83,7 @@ def test_bccd_reads_as_voc(reference, tmp_path):
     shard = reference.parents[1] / "data" / "bccd" / "bccd.tar.gz"
     with tarfile.open(shard) as t:
         t.extractall(tmp_path, filter="data")
-    test = det.read_voc(tmp_path / "BCCD", "test")
+    test = voc.read_voc(tmp_path / "BCCD", "test")
     assert test and {lab for a in test for lab in a.labels} <= {"RBC", "WBC", "Platelets"}
 
 
@@ -151,8 +153,8 @@ def test_malformed_voc_xml_is_one_error_naming_the_file(tmp_path, xml, message):
     from itl.data import DataError
     root = _voc_with(tmp_path, xml)
     if message is None:  # an empty <difficult/> reads as not difficult
-        assert det.read_voc(root, "train")[1].difficult == [False]
+        assert voc.read_voc(root, "train")[1].difficult == [False]
         return
     with pytest.raises(DataError, match=message) as e:
-        det.read_voc(root, "train")
+        voc.read_voc(root, "train")
     assert "\n" not in str(e.value)

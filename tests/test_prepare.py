@@ -13,7 +13,8 @@ import pytest
 import torch
 import torchvision
 
-from itl import data, prepare
+from itl import data, datasets
+from itl.datasets.entry import Archive
 
 G = torch.Generator().manual_seed(0)
 
@@ -59,10 +60,10 @@ def _shards(folder: Path, archives: dict[str, dict[str, bytes]]) -> Path:
 
 
 def expect(monkeypatch, name: str, **changes) -> None:
-    """Replace data set `name`'s identity (classes, images per class, image size...) by a
+    """Replace data set `name`'s registry entry (classes, images per class, image size...) by a
     miniature one for a fabricated source."""
-    monkeypatch.setitem(prepare.IDENTITIES, name,
-                        dataclasses.replace(prepare.IDENTITIES[name], **changes))
+    monkeypatch.setitem(datasets.REGISTRY, name,
+                        dataclasses.replace(datasets.REGISTRY[name], **changes))
 
 
 def _expect_tiny(monkeypatch, **changes) -> None:
@@ -88,7 +89,7 @@ def test_from_shards_with_checksums(tmp_path, data_dir, monkeypatch):
     rest = {k: v for k, v in files.items() if "/train/" not in k}
     src = _shards(tmp_path / "shards", {"tiny-imagenet-200/train-0.tar.gz": train,
                                         "tiny-imagenet-200/val.tar.gz": rest})
-    prepare.prepare("tiny-imagenet-200", src, size=64)
+    datasets.prepare("tiny-imagenet-200", src, size=64)
     tr, te = data.load("tiny-imagenet-200", "train"), data.load("tiny-imagenet-200", "test")
     assert tr.x.shape == (6, 3, 64, 64) and tr.x.dtype == torch.uint8
     assert tr.classes == ("n01443537", "n02094433") and tr.y.tolist() == [0, 0, 0, 1, 1, 1]
@@ -101,9 +102,10 @@ def test_from_the_original_zip(tmp_path, data_dir, monkeypatch):
     with zipfile.ZipFile(z, "w") as zf:
         for name, blob in _tiny_files().items():
             zf.writestr(name, blob)
-    _expect_tiny(monkeypatch, archive_md5=hashlib.md5(z.read_bytes()).hexdigest())
-    prepare.prepare("tiny-imagenet-200", z, size=32)
-    assert prepare.load("tiny-imagenet-200", "train", 32).x.shape == (6, 3, 32, 32)
+    _expect_tiny(monkeypatch, archives=(Archive("tiny-imagenet-200.zip",
+                                                  md5=hashlib.md5(z.read_bytes()).hexdigest()),))
+    datasets.prepare("tiny-imagenet-200", z, size=32)
+    assert data.load("tiny-imagenet-200", "train", 32).x.shape == (6, 3, 32, 32)
 
 
 def test_cifar_python_batches(tmp_path, data_dir, monkeypatch):
@@ -118,9 +120,10 @@ def test_cifar_python_batches(tmp_path, data_dir, monkeypatch):
     archive = _tar(tmp_path / "cifar-10-python.tar.gz", files)
     expect(monkeypatch, "cifar-10", classes=tuple(f"c{i}" for i in range(10)),
            per_class={"train": (5,) * 4 + (0,) * 6, "test": (1,) * 3 + (0,) * 7},
-           archive_md5=hashlib.md5(archive.read_bytes()).hexdigest())
-    prepare.prepare("cifar-10", archive, size=32)
-    tr = prepare.load("cifar-10", "train", 32)
+           archives=(Archive("cifar-10-python.tar.gz",
+                             md5=hashlib.md5(archive.read_bytes()).hexdigest()),))
+    datasets.prepare("cifar-10", archive, size=32)
+    tr = data.load("cifar-10", "train", 32)
     assert len(tr) == 20 and tr.x.shape[1:] == (3, 32, 32) and tr.classes[3] == "c3"
 
 
@@ -128,7 +131,7 @@ def test_scene_classes_without_split_get_the_standard_split(tmp_path, data_dir, 
     expect(monkeypatch, "15-scene", classes=("coast", "forest"),
            per_class={"train": 3, "test": 2})
     files = {f"scenes/{c}/{i}.jpg": _jpeg() for c in ("coast", "forest") for i in range(5)}
-    prepare.prepare("15-scene", _tar(tmp_path / "scene.tar.gz", files))
+    datasets.prepare("15-scene", _tar(tmp_path / "scene.tar.gz", files))
     tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
     assert (len(tr), len(te)) == (6, 4) and tr.classes == ("coast", "forest")
 
@@ -138,7 +141,7 @@ def test_wrong_checksum_is_named_and_nothing_is_left(tmp_path, data_dir):
         f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}})
     (src / "SHA256SUMS").write_text("0" * 64 + "  ./15-scene/15-scene.tar.gz\n")
     with pytest.raises(data.DataError, match="wrong checksum for .*15-scene.tar.gz"):
-        prepare.prepare("15-scene", src)
+        datasets.prepare("15-scene", src)
     assert _nothing_prepared(data_dir, "15-scene")
 
 
@@ -147,14 +150,14 @@ def test_truncated_archive_is_named(tmp_path, data_dir):
                                             for i in range(20)})
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(data.DataError, match="cannot unpack"):
-        prepare.prepare("15-scene", f)
+        datasets.prepare("15-scene", f)
     assert _nothing_prepared(data_dir, "15-scene")
 
 
 def test_missing_split_is_named(tmp_path, data_dir):
     f = _tar(tmp_path / "c.tar.gz", {f"cifar-10/train/cat/{i}.jpg": _jpeg() for i in range(2)})
     with pytest.raises(data.DataError, match="test/ split of cifar-10 is missing"):
-        prepare.prepare("cifar-10", f)
+        datasets.prepare("cifar-10", f)
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
@@ -163,31 +166,31 @@ def test_unreadable_image_is_named(tmp_path, data_dir, monkeypatch):
     files = {f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}
     files["15-scene/test/a/broken.jpg"] = b"not a jpeg"
     with pytest.raises(data.DataError, match="unreadable image .*broken.jpg"):
-        prepare.prepare("15-scene", _tar(tmp_path / "s.tar.gz", files))
+        datasets.prepare("15-scene", _tar(tmp_path / "s.tar.gz", files))
     assert _nothing_prepared(data_dir, "15-scene")
 
 
 def test_unknown_name_and_missing_source(tmp_path, data_dir):
     with pytest.raises(data.DataError, match="unknown data set 'imagenet-21k'"):
-        prepare.prepare("imagenet-21k", tmp_path)
+        datasets.prepare("imagenet-21k", tmp_path)
     with pytest.raises(data.DataError, match="does not exist"):
-        prepare.prepare("cifar-10", tmp_path / "nope.tar.gz")
+        datasets.prepare("cifar-10", tmp_path / "nope.tar.gz")
 
 
 def test_real_15_scene_shards(data_dir):
     shards = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not (shards / "SHA256SUMS").is_file():
         pytest.skip(f"no shards at {shards}")
-    prepare.prepare("15-scene", shards)
+    datasets.prepare("15-scene", shards)
     tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
     assert (len(tr), len(te), len(tr.classes)) == (1500, 2985, 15)
 
 
 def test_real_bccd_shard_is_installed_as_voc(data_dir):
-    from itl import detection
+    from itl.datasets import voc
     shards = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not (shards / "SHA256SUMS").is_file():
         pytest.skip(f"no shards at {shards}")
-    root = prepare.prepare("bccd", shards)
-    assert detection.voc_root("bccd") == root
-    assert len(detection.read_voc(root, "train")) > 100
+    root = datasets.prepare("bccd", shards)
+    assert datasets.get("bccd").root() == root
+    assert len(voc.read_voc(root, "train")) > 100

@@ -1,0 +1,179 @@
+"""The record beside a prepared data set's caches, and reading the caches against it.
+
+A prepared classification set is a folder under ITL_DATA holding uint8 caches
+(`cache-<size>-<split>.pt`, read by training), a fingerprint file per size (the digest that run
+configs are keyed on: `fingerprint` at 64 px, `fingerprint-<size>` at other sizes) and
+`source.json`: what the caches were built from (path, sha256 of the shards or md5/sha256 of the
+archive), their classes, images per class, original image size, and per size the fingerprint and
+the byte size of each cache. Every read checks the cache against that record and the data set's
+registry entry (cheaply: nothing is hashed).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+import itl
+from itl import paths
+from itl.datasets.entry import prepare_command
+from itl.datasets.identity import short_list
+from itl.datasets.images import DataError, ImageSet, read_cache
+
+SIZE = 64  # pixels: the default cache (AlexNet needs at least 63)
+SIZES = (64, 32)  # every prepared data set gets a cache at each (small scale v2 trains at 32 px,
+# CIFAR-10's own size); each is decoded from the original images, not from another cache
+RECORD = "source.json"  # beside the caches: what they were built from
+
+
+def cache_path(name: str, split: str, size: int = SIZE) -> Path:
+    return paths.data_dir() / name / f"cache-{size}-{split}.pt"
+
+
+def fingerprint_file(size: int = SIZE) -> str:
+    """The file holding the digest of a data set's caches at `size` px (the 64-px one keeps
+    its first name, so runs keyed on it stay valid)."""
+    return "fingerprint" if size == SIZE else f"fingerprint-{size}"
+
+
+def fingerprint(name: str, size: int | None = None) -> str:
+    """What identifies a prepared data set's content at `size` px in a run's config: the digest
+    its preparation wrote (`NAME-unprepared` before it is prepared)."""
+    f = paths.data_dir() / name / fingerprint_file(size or SIZE)
+    return f.read_text().strip() if f.exists() else f"{name}-unprepared"
+
+
+def cache_digest(folder: Path, name: str, size: int, splits) -> str:
+    """The fingerprint of the caches at `size` px in `folder`: NAME-, then the first 16 hex
+    digits of the sha256 of their sha256s, in split-name order. Run stores are keyed on it: its
+    formula never changes."""
+    digest = hashlib.sha256()
+    for split in sorted(splits):
+        digest.update(paths.sha256_file(folder / f"cache-{size}-{split}.pt").encode())
+    return f"{name}-{digest.hexdigest()[:16]}"
+
+
+def origin(source: Path, kind: str, **digests) -> dict:
+    return {"path": str(source.resolve()), "kind": kind, **digests}
+
+
+def write(folder: Path, name: str, origin: dict, classes, images: dict,
+          image_size, sizes: dict) -> None:
+    paths.atomic_write_json(folder / RECORD, {
+        "dataset": name,
+        "source": origin,  # path given, kind (shards, archive, folder, adopted) and digests
+        "classes": list(classes),
+        "images": images,  # split -> images per class, in the order of `classes`
+        "original_image_size": image_size,  # [height, width]; None: varied or not known
+        "sizes": sizes,  # px -> fingerprint and the byte size of each cache file
+        "itl_version": itl.__version__,
+        "prepared": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+
+
+def prepare_again(name: str, folder: Path) -> str:
+    return (f"run `{prepare_command(name)}` (PATH: the shards folder or the "
+            f"original archive; or {folder} itself, to check and record caches that an itl "
+            "without records built)")
+
+
+def read(entry) -> dict:
+    """The record of a prepared data set, checked against its entry (a `cached.CachedSet`)."""
+    name = entry.name
+    folder = paths.data_dir() / name
+    f = folder / RECORD
+    again = prepare_again(name, folder)
+    if not f.is_file():
+        raise DataError(f"{f} is missing: nothing says what the {name} caches beside it were "
+                        f"built from; {again}")
+    try:
+        rec = json.loads(f.read_text())
+        found = (rec["dataset"], tuple(rec["classes"]),
+                 {s: tuple(c) for s, c in rec["images"].items()}, dict(rec["sizes"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(f"unreadable record {f} ({e!r}); {again}") from e
+    want = {s: entry.counts(s) for s in entry.per_class}
+    if found[0] != name:
+        raise DataError(f"{f} records data set {found[0]!r}, not {name!r}; {again}")
+    if found[1] != entry.classes:
+        raise DataError(f"{f} records {len(found[1])} classes ({short_list(found[1])}) where "
+                        f"{name} has {len(entry.classes)} ({short_list(entry.classes)}); "
+                        f"{again}")
+    if found[2] != want:
+        got = {s: sum(c) for s, c in found[2].items()}
+        raise DataError(f"{f} records images per split {got} where {name} has "
+                        f"{ {s: sum(c) for s, c in want.items()} } (or other counts per "
+                        f"class); {again}")
+    return rec
+
+
+def checked_file(entry, split: str, size: int) -> tuple[Path, dict, str]:
+    """A cache file checked against its record without reading it (exists, the record agrees
+    with the entry, the byte size and fingerprint are the recorded ones): the file, the record,
+    and the remedy to name."""
+    name = entry.name
+    f = cache_path(name, split, size)
+    folder = f.parent
+    again = prepare_again(name, folder)
+    if not f.is_file():
+        what = ("is not prepared" if not folder.is_dir()
+                else f"has no {size}-px cache (prepared by an older itl)")
+        raise DataError(f"data set {name!r} {what} under {paths.data_dir()} "
+                        f"(ITL_DATA): run `{prepare_command(name)}` "
+                        "(a folder of shards with SHA256SUMS, or the original archive)")
+    rec = read(entry)
+    entry_of_size = rec["sizes"].get(str(size)) or {}
+    want = (entry_of_size.get("files") or {}).get(f.name)
+    st = f.stat()
+    if want is None:
+        raise DataError(f"{folder / RECORD} records no {f.name}; {again}")
+    if st.st_size != want:
+        raise DataError(f"data cache {f} has {st.st_size:,} bytes where {folder / RECORD} "
+                        f"records {want:,}: changed since it was prepared; {again}")
+    fp = folder / fingerprint_file(size)
+    if not fp.is_file() or fp.read_text().strip() != entry_of_size.get("fingerprint"):
+        raise DataError(f"{fp} does not hold the fingerprint {entry_of_size.get('fingerprint')} "
+                        f"that {folder / RECORD} records; {again}")
+    return f, rec, again
+
+
+def check_cache(images: ImageSet, rec: dict, split: str, size: int, f: Path,
+                again: str) -> None:
+    """A cache as read against its record: classes, images per class, image shape (cheap)."""
+    want = rec["images"][split]
+    problem = None
+    if images.classes != tuple(rec["classes"]):
+        problem = (f"classes {short_list(images.classes)} where the record has "
+                   f"{short_list(rec['classes'])}")
+    elif images.x.dtype != torch.uint8 or tuple(images.x.shape[1:]) != (3, size, size):
+        problem = (f"{images.x.dtype} images of {tuple(images.x.shape[1:])} where "
+                   f"uint8 (3, {size}, {size}) belong")
+    elif images.y.ndim != 1 or len(images.y) != len(images.x) or (
+            len(images.y) and (images.y.min() < 0 or images.y.max() >= len(want))):
+        problem = f"{len(images.y)} labels for {len(images.x)} images, or labels out of range"
+    elif torch.bincount(images.y, minlength=len(want)).tolist() != list(want):
+        problem = (f"{len(images.y):,} images where the record has {sum(want):,} "
+                   "(or other counts per class)")
+    if problem:
+        raise DataError(f"data cache {f} holds {problem}; {again}")
+
+
+def load(entry, split: str, size: int = SIZE) -> ImageSet:
+    """A prepared cache, checked against the record beside it and the data set's entry
+    (classes, images per class, image shape, byte size, fingerprint; nothing is hashed)."""
+    f, rec, again = checked_file(entry, split, size)
+    st = f.stat()
+    images = _read_cache(str(f.resolve()), st.st_mtime_ns, st.st_size, again)
+    check_cache(images, rec, split, size, f, again)
+    return images
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cache(f: str, mtime_ns: int, size: int, again: str) -> ImageSet:
+    """One read per cache file and version (Tiny ImageNet's is 1.2 GB): a process that builds
+    many manifests or runs reads it once."""
+    return read_cache(Path(f), again)
