@@ -7,6 +7,7 @@
                       --describe)
   itl subsets RULE --seed N [--scale S]         write one subset manifest; prints its path
   itl data prepare NAME --from PATH             verify, unpack and cache a real data set
+  itl data status [--scale S]                   which data sets are here, verified, or missing
   itl wordnet build [--wordnet DIR]             regenerate the compact WordNet 3.0 hierarchy
 
 --scale defaults to ITL_SCALE, else smoke. A user error is one line on stderr,
@@ -21,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from itl import claims, data, datasets, labels, paths, pipeline, report, scales, subsets, wordnet
+from itl.datasets import status
 from itl.datasets.entry import DETECTION, PREPARED
 from itl.datasets.voc import read_voc
 
@@ -172,6 +174,12 @@ def cmd_data_prepare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_status(a: argparse.Namespace) -> int:
+    for line in status.lines(a.only):
+        print(line)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="itl", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,8 +219,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("rule", help=" | ".join(subsets.RULES))
     s.add_argument("--seed", type=SEED, default=0)
     s.set_defaults(fn=cmd_subsets)
-    d = sub.add_parser("data", help="prepare a real data set (small scale)")
-    dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION", help="prepare")
+    d = sub.add_parser("data", help="prepare real data sets; which are here and verified")
+    dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION",
+                            help="prepare, status")
     dp = dsub.add_parser("prepare", help="verify, unpack and cache a real data set")
     dp.add_argument("name", help=" | ".join(datasets.names(PREPARED)))
     dp.add_argument("--from", dest="source", required=True,
@@ -220,6 +229,11 @@ def parser() -> argparse.ArgumentParser:
     dp.add_argument("--size", type=_whole(8, 1024, "an image size"), default=64,
                     help="cached image size in pixels")
     dp.set_defaults(fn=cmd_data_prepare)
+    ds = dsub.add_parser("status", help="every data set of every scale: present and verified, "
+                         "failing verification, or missing (and how to prepare it)")
+    ds.add_argument("--scale", dest="only", default=None,
+                    help="only this scale's data sets (smoke | small | paper); default: all")
+    ds.set_defaults(fn=cmd_data_status)
     w = sub.add_parser("wordnet", help="regenerate the compact WordNet 3.0 hierarchy")
     w.add_argument("action", choices=["build"])
     w.add_argument("--wordnet", default=str(wordnet.default_wordnet_dir()))

@@ -1,6 +1,6 @@
 """The data set registry (itl.datasets): fingerprints pinned to the values the code before it
 computed (run stores are keyed on them), no import cycle in itl, no data set special-cased by
-name outside its module, every entry complete."""
+name outside its module, every entry complete, and `itl data status` in each of its states."""
 import ast
 import dataclasses
 import io
@@ -15,9 +15,9 @@ import pytest
 import torch
 import torchvision
 
-from itl import data, datasets, pytest_plugin, scales
-from itl.datasets import entry
-from test_data_identity import expect
+from itl import cli, data, datasets, pytest_plugin, scales
+from itl.datasets import entry, status
+from test_data_identity import _bccd, _mini_scene, expect
 
 ITL = Path(__file__).resolve().parents[1] / "itl"
 
@@ -286,3 +286,106 @@ def test_missing_data_reads_the_registry_fields(tmp_path, data_dir, monkeypatch)
     why = pytest_plugin.missing_data(scales.get("small"))
     assert "bccd" not in why and "leave detection unrun" not in why
     assert "`itl data prepare cifar-10 --from PATH`" in why
+
+
+# ---------------------------------------------------------------- itl data status
+
+
+def _status(capsys, *args: str) -> dict[tuple[str, str], str]:
+    assert cli.main(["data", "status", *args]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {}
+    for line in out:
+        scale, name, rest = line.split(None, 2)
+        rows[scale, name] = rest
+    assert len(rows) == len(out)
+    return rows
+
+
+def test_status_lists_every_data_set_of_every_scale_and_writes_nothing(data_dir, capsys):
+    rows = _status(capsys)
+    want = {(s.name, n) for s in scales.SCALES.values() for n in s.data_sets()}
+    assert want <= set(rows) and len(rows) == len(datasets.REGISTRY)
+    assert rows["smoke", "smoke"].startswith("generated on first use")
+    assert rows["small", "voc-cifar"] == ("generated on first use: from cifar-10 (test objects) "
+                                          "on 15-scene (backgrounds), once cifar-10 and "
+                                          "15-scene are prepared")
+    assert rows["small", "cifar-10"].startswith(
+        "missing: run `itl data prepare cifar-10 --from PATH` with PATH the shards folder")
+    assert "./cifar-10/cifar-10-train.tar.gz, ./cifar-10/cifar-10-test.tar.gz" in \
+        rows["small", "cifar-10"]
+    assert "cifar-10-python.tar.gz (md5 c58f30108f718f92721af3b95e74349a)" in \
+        rows["small", "cifar-10"]
+    assert "./tiny-imagenet-200/train-7.tar.gz, ./tiny-imagenet-200/val.tar.gz" in \
+        rows["small", "tiny-imagenet-200"]
+    assert rows["small", "bccd"].startswith("missing: run `itl data prepare bccd --from PATH`")
+    assert rows["paper", "imagenet-1k"] == (
+        "not supported yet: expects the original ILSVRC2012_img_train.tar (md5 "
+        "1d675b47d978889d74fa0da5fadfb00e), ILSVRC2012_img_val.tar (md5 "
+        "29b22e2961454d5413ddabcf34fc5622), ILSVRC2012_devkit_t12.tar.gz (md5 "
+        "fa75699e90414af021442c21a62c3abf)")
+    assert rows["paper", "sun397"].startswith("not supported yet: expects the original "
+                                              "SUN397.tar.gz (md5 8ca2778205c41d23104230ba669")
+    assert not data_dir.exists()  # looking prepares, generates and creates nothing
+    small = _status(capsys, "--scale", "small")
+    assert set(small) == {("small", n) for n in scales.SCALES["small"].data_sets()}
+
+
+def test_status_of_a_prepared_set_verified_then_failing(tmp_path, data_dir, monkeypatch,
+                                                        capsys):
+    folder = datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
+    line = _status(capsys, "--scale", "small")["small", "15-scene"]
+    assert line == (f"present, verified: 4 train and 2 test images, 2 classes, at 64 and 32 px "
+                    f"(from archive {tmp_path / 's.tar.gz'})")
+    kept = (folder / "fingerprint-32").read_text()
+    (folder / "fingerprint-32").write_text("15-scene-0000000000000000\n")
+    line = _status(capsys, "--scale", "small")["small", "15-scene"]
+    assert line.startswith("present, failing verification: ") and \
+        "fingerprint-32 does not hold the fingerprint 15-scene-" in line
+    (folder / "fingerprint-32").write_text(kept)
+    assert _status(capsys, "--scale", "small")["small", "15-scene"].startswith("present, verif")
+    (folder / "cache-32-test.pt").unlink()
+    assert "has no 32-px cache" in _status(capsys, "--scale", "small")["small", "15-scene"]
+    (folder / "source.json").unlink()
+    line = _status(capsys, "--scale", "small")["small", "15-scene"]
+    assert line.startswith("present, failing verification: ") and \
+        "source.json is missing" in line and "itl data prepare 15-scene --from PATH" in line
+    with pytest.raises(data.DataError, match="source.json is missing"):  # as reading says
+        data.load("15-scene", "train")
+
+
+def test_status_of_a_voc_set_verified_then_failing(tmp_path, data_dir, monkeypatch, capsys):
+    expect(monkeypatch, "bccd", split_sizes={"train": 2, "val": 1, "trainval": 3, "test": 3})
+    assert cli.main(["data", "prepare", "bccd", "--from",
+                     str(_tar(tmp_path / "b.tar.gz", _bccd()))]) == 0
+    assert "bccd train: 2 images, 2 boxes" in capsys.readouterr().out
+    line = _status(capsys, "--scale", "small")["small", "bccd"]
+    assert line.startswith(f"present, verified: VOC-format folder {data_dir / 'BCCD'}: images "
+                           "2 train, 1 val, 3 trainval, 3 test; 3 boxes of 3 classes")
+    (data_dir / "BCCD" / "ImageSets" / "Main" / "val.txt").write_text("img_0\nimg_1\n")
+    line = _status(capsys, "--scale", "small")["small", "bccd"]
+    assert line.startswith("present, failing verification: ") and \
+        "val.txt lists 2 images where" in line and "records 1" in line
+
+
+def test_status_says_a_generated_set_once_generated(data_dir, capsys):
+    (data_dir / "voc-cifar" / "ImageSets" / "Main").mkdir(parents=True)
+    (data_dir / "voc-cifar" / "ImageSets" / "Main" / "test.txt").write_text("a\n")
+    assert _status(capsys, "--scale", "small")["small", "voc-cifar"] == \
+        f"generated on first use: generated: {data_dir / 'voc-cifar'}"
+
+
+def test_status_with_a_bad_scale_is_one_line_and_exit_2(capsys):
+    assert cli.main(["data", "status", "--scale", "huge"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("itl: error: unknown scale 'huge'") and err.count("\n") == 1
+
+
+def test_status_names_an_unreadable_record_as_failing(data_dir, capsys):
+    (data_dir / "cifar-10").mkdir(parents=True)
+    for split in ("train", "test"):
+        (data_dir / "cifar-10" / f"cache-64-{split}.pt").write_bytes(b"x")
+    (data_dir / "cifar-10" / "source.json").write_text("{not json")
+    rows = {name: st for _, name, st in status.rows("small")}
+    assert str(rows["cifar-10"]).startswith("present, failing verification: "
+                                                    "unreadable record")
