@@ -44,7 +44,7 @@ def pretrain_key(scale: scales.Scale, subset: str, seed: int) -> dict:
     rule, params = subsets.parse_rule(subset)
     return {"protocol": PROTOCOL, "scale": scale.name,
             "source": data.fingerprint(source_name(scale, subset), scale.size),
-            "subset": {"rule": rule, **params}, "pretrain": asdict(scale.pretrain),
+            "subset": {"rule": rule, **params}, "pretrain": train.config_dict(scale.pretrain),
             "seed": seed, "cpu_threads": scale.cpu_threads}
 
 

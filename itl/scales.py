@@ -3,7 +3,7 @@
 A scale fixes the data (source and transfer targets), the model, the schedules and the seeds;
 one protocol per scale, the same for every condition. `smoke` runs anywhere on 2 CPU cores from
 generated data; `small` uses Tiny ImageNet-200 as source; `paper` is the paper's setting
-(ImageNet-1k, AlexNet, PASCAL VOC / SUN targets).
+(ImageNet-1k, AlexNet as Caffe's CaffeNet with Caffe's solver, PASCAL VOC / SUN targets).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, replace
 
 from itl.detection import DetectConfig
+from itl.models import CAFFENET_INPUT
 from itl.train import PretrainConfig
 from itl.transfer import FinetuneConfig, KnnConfig, ProbeConfig
 
@@ -86,9 +87,17 @@ SCALES = {
     "paper": Scale(
         name="paper", source="imagenet-1k", targets=("voc2007", "sun397"),
         paper_task={"voc2007": "PASCAL-DET", "sun397": "SUN-CLS"},
-        # Krizhevsky et al. 2012 as in Caffe's reference: batch 256, lr 0.01, drops by 10.
-        pretrain=PretrainConfig(model="alexnet", epochs=90, batch_size=256, lr=0.01,
-                                lr_drops=(1 / 3, 2 / 3), crop_pad=0),
+        # Caffe's CaffeNet as BVLC trains it (docs/caffe-alexnet.md; BVLC/caffe
+        # models/bvlc_reference_caffenet/solver.prototxt and train_val.prototxt): 256x256
+        # images (examples/imagenet), a random 227 px crop and mirror, batch 256, base_lr 0.01,
+        # lr_policy "step" with gamma 0.1 and stepsize 100,000 (drops at 100k, 200k, 300k,
+        # 400k), max_iter 450,000, momentum 0.9, weight_decay 0.0005, biases at lr_mult 2 and
+        # decay_mult 0; dropout 0.5 is the model's own.
+        size=256,
+        pretrain=PretrainConfig(model="caffenet", steps=450_000, batch_size=256, lr=0.01,
+                                momentum=0.9, weight_decay=5e-4,
+                                lr_drops=(2 / 9, 4 / 9, 6 / 9, 8 / 9), crop_pad=0,
+                                crop=CAFFENET_INPUT, caffe_param_groups=True),
         finetune=FinetuneConfig(epochs=20, batch_size=128, lr=0.001),
         probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2)),
 }

@@ -17,7 +17,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -43,6 +43,32 @@ class PretrainConfig:
     dropout: float | None = None  # None: the model's own (AlexNet 0.5, paper Section 3)
     bf16: bool | None = None  # bf16 autocast + channels_last; None: the device's default
     # (CUDA on, CPU off); True on a CPU with AVX-512 BF16 trains 2-3x faster (itl.bench)
+    # Added with the paper's CaffeNet (docs/caffe-alexnet.md); at their defaults they leave a
+    # config's run-store key as it was (config_dict):
+    steps: int | None = None  # SGD steps of the run (Caffe's max_iter), in place of epochs;
+    # lr_drops are then fractions of these steps
+    crop: int | None = None  # side in px of a random square crop (Caffe's crop_size), from the
+    # image padded by crop_pad; evaluation takes the central crop; None: the image's own size
+    caffe_param_groups: bool = False  # Caffe's rule: biases at 2 x lr, no weight decay on them
+    # (lr_mult 2, decay_mult 0 in the BVLC prototxts; models.param_groups)
+
+    def __post_init__(self):
+        for name in ("steps", "crop"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"PretrainConfig {name}={value}: give a positive number, or "
+                                 "None")
+
+
+ADDED = ("steps", "crop", "caffe_param_groups")  # fields newer than the run store's first runs
+
+
+def config_dict(cfg: PretrainConfig) -> dict:
+    """`cfg` as plain data for the run store's key: every field, except the ADDED ones that
+    still hold their default, so that the runs stored before those fields existed keep their
+    hashes (tests/test_train.py pins them)."""
+    default = {f.name: f.default for f in fields(PretrainConfig)}
+    return {k: v for k, v in asdict(cfg).items() if k not in ADDED or v != default[k]}
 
 
 @dataclass(frozen=True)
@@ -54,9 +80,9 @@ class Schedule:
 
 def schedule(cfg: PretrainConfig, full_images: int) -> Schedule:
     """The schedule of any subset of a source with `full_images` training images: the full
-    source's epochs in steps, whatever the subset's size."""
+    source's epochs in steps (or `cfg.steps`), whatever the subset's size."""
     per_epoch = math.ceil(full_images / cfg.batch_size)
-    steps = cfg.epochs * per_epoch
+    steps = cfg.epochs * per_epoch if cfg.steps is None else cfg.steps
     return Schedule(steps, per_epoch, tuple(round(f * steps) for f in cfg.lr_drops))
 
 
@@ -84,15 +110,15 @@ def _input(x: torch.Tensor, acc: devices.Accel) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256,
-             bf16: bool | None = None) -> float:
-    """Top-1 accuracy (%) on centre (unaugmented) images."""
+             bf16: bool | None = None, crop: int | None = None) -> float:
+    """Top-1 accuracy (%) on centre (unaugmented) images, or their central `crop` px."""
     was = net.training
     net.eval()
     acc = devices.accel(bf16)
     correct = 0
     for i in range(0, len(images), batch):
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
-            out = net(_input(images.x[i:i + batch], acc))
+            out = net(_input(data.center_crop(images.x[i:i + batch], crop), acc))
         correct += (out.argmax(1).cpu() == images.y[i:i + batch]).sum().item()
     net.train(was)
     return 100.0 * correct / max(1, len(images))
@@ -101,8 +127,10 @@ def evaluate(net: torch.nn.Module, images: ImageSet, batch: int = 256,
 def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, train: ImageSet,
                     first_step: int, n_steps: int, batch: int, pad: int, seed: int,
-                    bar: tqdm | None = None, bf16: bool | None = None) -> dict:
-    """Steps [first_step, first_step + n_steps). Under torchrun each rank takes an equal slice
+                    bar: tqdm | None = None, bf16: bool | None = None,
+                    crop: int | None = None) -> dict:
+    """Steps [first_step, first_step + n_steps), on random crops of the images padded by `pad`
+    (of their own size, or `crop` px) and flips. Under torchrun each rank takes an equal slice
     of every global batch (same images, same augmentation draws as one process would)."""
     net.train()
     acc = devices.accel(bf16)
@@ -110,12 +138,14 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
     if batch % w:
         raise ValueError(f"batch size {batch} is not divisible by {w} processes")
     lo, hi = r * batch // w, (r + 1) * batch // w
+    room = data.crop_room(train.x.shape[-2], train.x.shape[-1], pad, crop)
     loss_sum, correct, seen = 0.0, 0, 0
     for step in range(first_step, first_step + n_steps):
         idx = batch_indices(len(train), step, batch, seed)
-        params = data.augment_params(batch, pad, rng.generator("augment", seed, step))
+        params = data.augment_params(batch, pad, rng.generator("augment", seed, step), room)
         mine = idx[lo:hi]
-        x = data.apply_augment(train.x[mine.to(train.x.device)], pad, *(p[lo:hi] for p in params))
+        x = data.apply_augment(train.x[mine.to(train.x.device)], pad, *(p[lo:hi] for p in params),
+                               crop=crop)
         y = train.y[mine].to(acc.device, non_blocking=True)  # labels stay on the CPU
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
             out = net(_input(x, acc))
@@ -178,8 +208,9 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
     net = models.build(cfg.model, len(train.classes), seed, cfg.dropout).to(acc.device)
     if acc.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
+    opt = torch.optim.SGD(models.param_groups(net, cfg.lr, cfg.weight_decay,
+                                              cfg.caffe_param_groups),
+                          lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(sch.milestones), gamma=0.1)
     torch.manual_seed(seed)  # dropout (AlexNet) draws from the global generator
     ckpt_path, log = run_dir / "checkpoint.pt", []
@@ -205,11 +236,12 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
         n = min(sch.steps_per_epoch, sch.steps - step)
         tic = time.perf_counter()
         stats = train_one_epoch(model, opt, sched, train, step, n, cfg.batch_size,
-                                cfg.crop_pad, seed, bar, cfg.bf16)
+                                cfg.crop_pad, seed, bar, cfg.bf16, cfg.crop)
         step += n
         secs = time.perf_counter() - tic
         rec = {"epoch": len(log) + 1, "step": step, "lr": opt.param_groups[0]["lr"], **stats,
-               "test_top1": evaluate(model, test, bf16=cfg.bf16), "seconds": secs,
+               "test_top1": evaluate(model, test, bf16=cfg.bf16, crop=cfg.crop),
+               "seconds": secs,
                "images_per_s": n * cfg.batch_size / secs}
         log.append(rec)
         if lead:
@@ -224,13 +256,14 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
     bar.close()
     seen = torch.randperm(len(train), generator=rng.generator("train-eval", seed))[:TRAIN_EVAL]
     seen = ImageSet(train.x[seen.to(train.x.device)], train.y[seen], train.classes)
-    return {"source_top1": evaluate(model, test, bf16=cfg.bf16),
-            "source_train_top1": evaluate(model, seen, bf16=cfg.bf16), "steps": sch.steps,
+    return {"source_top1": evaluate(model, test, bf16=cfg.bf16, crop=cfg.crop),
+            "source_train_top1": evaluate(model, seen, bf16=cfg.bf16, crop=cfg.crop),
+            "steps": sch.steps,
             "train_images": len(train), "classes": len(train.classes),
             "train_seconds": earlier + time.perf_counter() - t0, "earlier_seconds": earlier,
             "processes": devices.world(),
             "images_per_s": sum(r["images_per_s"] for r in log) / max(1, len(log)),
-            "config": asdict(cfg)}
+            "config": config_dict(cfg)}
 
 
 TRAIN_EVAL = 10_000  # training images scored (eval mode, centre) for the train/validation gap

@@ -27,3 +27,14 @@ def test_every_scale_model_and_target_is_known():
     for scale in scales.SCALES.values():
         assert scale.pretrain.model in models.MODELS
         assert set(scale.targets) | set(scale.detection) <= set(scale.paper_task)
+
+
+def test_the_paper_scale_is_caffes_caffenet_solver():
+    """BVLC/caffe models/bvlc_reference_caffenet/solver.prototxt and train_val.prototxt."""
+    from itl import train
+    cfg = scales.SCALES["paper"].pretrain
+    assert cfg.model == "caffenet" and scales.SCALES["paper"].size == 256
+    assert (cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay) == (256, 0.01, 0.9, 5e-4)
+    assert (cfg.crop, cfg.crop_pad, cfg.caffe_param_groups) == (227, 0, True)
+    s = train.schedule(cfg, 1_281_167)  # ImageNet-1k's training images
+    assert (s.steps, s.milestones) == (450_000, (100_000, 200_000, 300_000, 400_000))

@@ -127,3 +127,80 @@ def test_a_runs_numbers_do_not_depend_on_the_callers_threads(tmp_path, monkeypat
     finally:
         torch.set_num_threads(before)
     assert got[0] == got[1] and got[0][2] == 1
+
+
+def test_settings_added_later_leave_every_stored_runs_hash_as_it_was(tmp_path, monkeypatch):
+    """Run-store keys computed on main at 970f42d, before PretrainConfig had steps, crop and
+    caffe_param_groups: at their defaults the new fields are left out of the key."""
+    from itl import pipeline, runs, scales
+    monkeypatch.setenv("ITL_DATA", str(tmp_path / "no-data"))  # the small source unprepared
+
+    def key(scale: str, subset: str, seed: int) -> str:
+        return runs.config_hash(pipeline.pretrain_key(scales.get(scale), subset, seed))
+
+    assert key("smoke", "images-per-class=50", 0) == "71bcd353041436eea662"
+    assert key("smoke", "full", 1) == "82a43730c52ca4ad068e"
+    assert key("small", "full", 1) == "f7d098e65525e8c0edda"
+    plain = train.config_dict(PretrainConfig())
+    assert runs.config_hash({"pretrain": plain}) == "6f81af7b0ffe98ba87e1"
+    for change in ({"steps": 10}, {"crop": 28}, {"caffe_param_groups": True}):
+        assert train.config_dict(PretrainConfig(**change)) == {**plain, **change}
+
+
+def test_a_step_budget_stands_for_caffes_max_iter():
+    cfg = PretrainConfig(steps=450_000, batch_size=256, lr_drops=(2 / 9, 4 / 9, 6 / 9, 8 / 9))
+    for full in (1_281_167, 640_000):  # whatever the source's size
+        s = train.schedule(cfg, full)
+        assert (s.steps, s.milestones) == (450_000, (100_000, 200_000, 300_000, 400_000))
+    assert train.schedule(cfg, 1_281_167).steps_per_epoch == 5005
+    with pytest.raises(ValueError, match="PretrainConfig steps=0: give a positive number"):
+        PretrainConfig(steps=0)
+
+
+def test_without_a_crop_the_augmentation_draws_what_it_always_drew():
+    got = data.augment_params(16, 4, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    want = (torch.randint(0, 9, (16,), generator=g), torch.randint(0, 9, (16,), generator=g),
+            torch.rand(16, generator=g) < 0.5)
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+
+
+def test_a_random_crop_is_a_window_of_the_image_and_the_test_crop_its_centre():
+    x = torch.randint(0, 256, (64, 3, 12, 10), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(0))
+    room = data.crop_room(12, 10, 0, 7)
+    assert room == (5, 3) and data.crop_room(8, 8, 2, 10) == (2, 2)
+    oy, ox, flip = data.augment_params(64, 0, torch.Generator().manual_seed(1), room)
+    # every offset 0..H-crop can be drawn (Caffe: Rand(H - crop + 1)), and nothing else
+    assert set(oy.tolist()) == set(range(6)) and set(ox.tolist()) == set(range(4))
+    out = data.apply_augment(x, 0, oy, ox, flip, crop=7)
+    for i in range(64):
+        window = x[i, :, oy[i]:oy[i] + 7, ox[i]:ox[i] + 7]
+        assert torch.equal(out[i], window.flip(2) if flip[i] else window)
+    assert torch.equal(data.center_crop(x, 7), x[..., 2:9, 1:8])  # Caffe: (H - crop) / 2
+    assert data.center_crop(x, None) is x
+    with pytest.raises(ValueError, match="crop 11 px does not fit the 12x10 px images"):
+        data.crop_room(12, 10, 0, 11)
+
+
+def test_pretrain_with_caffes_settings_sees_crops_and_doubles_the_biases_rate(tmp_path,
+                                                                             monkeypatch):
+    from itl import models
+    tr, te = _tiny()
+    sizes = set()
+    build = models.build
+
+    def recording_build(*args, **kw):
+        net = build(*args, **kw)
+        net.register_forward_pre_hook(lambda m, inp: sizes.add(tuple(inp[0].shape[-2:])))
+        return net
+
+    monkeypatch.setattr(models, "build", recording_build)
+    cfg = PretrainConfig(steps=3, batch_size=16, crop=24, caffe_param_groups=True)
+    m = train.pretrain(cfg, tr, te, 10_000, 0, tmp_path)
+    assert m["steps"] == 3 and sizes == {(24, 24)}  # training crops and evaluation centres
+    assert {k: m["config"][k] for k in train.ADDED} == {"steps": 3, "crop": 24,
+                                                         "caffe_param_groups": True}
+    groups = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["optimizer"]["param_groups"]
+    assert len(groups) == 2 and groups[1]["lr"] == pytest.approx(2 * groups[0]["lr"])
+    assert groups[0]["weight_decay"] == cfg.weight_decay and groups[1]["weight_decay"] == 0.0

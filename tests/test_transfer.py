@@ -50,7 +50,8 @@ def test_loading_pretrained_weights_leaves_only_the_head_missing():
 @pytest.mark.parametrize("name", list(models.MODELS))
 def test_models_have_a_replaceable_head(name):
     net = models.build(name, 7, seed=0)
-    x = torch.zeros(2, 3, 32, 32) if name == "small_cnn" else torch.zeros(2, 3, 64, 64)
+    size = {"small_cnn": 32, "caffenet": models.CAFFENET_INPUT}.get(name, 64)  # caffenet's fc6
+    x = torch.zeros(2, 3, size, size)  # takes pool5 at 227 px only, as Caffe's
     assert net(x).shape == (2, 7) and net.features(x).shape == (2, net.feature_dim)
     assert torch.equal(models.build(name, 7, 0).head.weight, net.head.weight)
 
