@@ -6,19 +6,26 @@
   box's width is x2 - x1 + 1); "difficult" boxes count neither as hits nor as misses; AP is the
   11-point interpolated average precision; mAP the mean over classes.
 - `finetune_detector`: Faster R-CNN on a pre-trained network's convolutional trunk, trained on a
-  VOC-format folder's train split and scored on its test split.
+  VOC-format folder's train split and scored on its test split. A network with Caffe's fc6 and
+  fc7 (`models.caffenet`, the paper's) detects as Fast R-CNN's CaffeNet did: conv1-conv5 as the
+  trunk (stride 16, 256 channels), RoI max pooling to 6x6 in place of pool5, then the
+  pre-trained fc6 and fc7 as the box head (`fc_box_head`); any other network (the small scale's
+  strided CNN) gets a fresh two-layer head on RoIAlign features of its whole trunk.
 
 The detection data sets themselves (reading VOC-format folders, BCCD, the generated `voc-cifar`)
 are entries of the data set registry, `itl.datasets`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from itl import data, rng
+from itl import data, models, rng
 from itl.datasets.images import decode_rgb
 from itl.datasets.voc import Annotation, iou, read_voc
 
@@ -100,6 +107,47 @@ class DetectConfig:
     roi_samples: int = 512
     box_features: int = 1024
     proposals: int = 2000  # RPN proposals before and after NMS in training (half at test time)
+    # Added for the paper scale (py-faster-rcnn's VOC 2007 settings, docs/paper-protocol.md);
+    # at their defaults they leave a run's key as it was (config_dict):
+    steps: int | None = None  # SGD iterations (Caffe's max_iter) in place of epochs
+    lr_step: int | None = None  # lr divided by 10 every lr_step iterations (Caffe's "step"
+    # policy); None: once, after 3/4 of the steps
+    min_size: int | None = None  # px of an image's shorter side (py-faster-rcnn: 600); None:
+    # every image scaled to the largest training image's longer side
+    max_size: int | None = None  # px the longer side may not exceed (py-faster-rcnn: 1000)
+    pre_nms: tuple[int, int] | None = None  # RPN proposals kept before NMS (training, test);
+    # None: (proposals, proposals // 2)
+    post_nms: tuple[int, int] | None = None  # ... and after NMS; None: as pre_nms's default
+    box_nms: float = 0.5  # IoU of the per-class NMS on detections (torchvision's default)
+    caffe_param_groups: bool = False  # biases at 2 x lr without weight decay (Caffe's rule)
+    train_difficult: bool = True  # train on boxes marked difficult (py-faster-rcnn: no)
+
+    def __post_init__(self):
+        for name in ("steps", "lr_step", "min_size", "max_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"DetectConfig {name}={value}: give a positive number, or None")
+
+
+ADDED = ("steps", "lr_step", "min_size", "max_size", "pre_nms", "post_nms", "box_nms",
+         "caffe_param_groups", "train_difficult")  # fields newer than the first detection runs
+
+
+def config_dict(cfg: DetectConfig) -> dict:
+    """`cfg` as plain data for the run store's key: every field, except the ADDED ones that
+    still hold their default, so that detection runs stored before them keep their hashes."""
+    default = {f.name: f.default for f in fields(DetectConfig)}
+    return {k: v for k, v in asdict(cfg).items() if k not in ADDED or v != default[k]}
+
+
+def schedule(cfg: DetectConfig, images: int) -> tuple[int, tuple[int, ...]]:
+    """SGD steps of a detection fine-tuning on `images` training images, and the steps at which
+    the learning rate is divided by 10."""
+    per_epoch = math.ceil(images / cfg.batch_size)
+    steps = cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch
+    if cfg.lr_step is None:
+        return steps, (3 * steps // 4,)
+    return steps, tuple(range(cfg.lr_step, steps, cfg.lr_step))
 
 
 def conv_trunk(net: torch.nn.Module) -> tuple[torch.nn.Module, int]:
@@ -118,26 +166,86 @@ def conv_trunk(net: torch.nn.Module) -> tuple[torch.nn.Module, int]:
     return trunk, convs[-1].out_channels
 
 
-def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectConfig):
+ROI_POOL = 6  # Fast R-CNN's roi_pool5 for CaffeNet: pooled_w = pooled_h = 6 (fc6's 256 x 6 x 6)
+CONV5_SCALE = 1 / 16  # ... spatial_scale 0.0625: conv5's stride in CaffeNet
+CLS_STD, BBOX_STD = 0.01, 0.001  # Fast R-CNN's init of cls_score and bbox_pred (biases 0)
+
+
+class RoIPool5(nn.Module):
+    """Fast R-CNN's `roi_pool5`: each proposal's window of conv5 max-pooled into 6x6 bins
+    (torchvision's RoIPool, a port of Fast R-CNN's layer), called as torchvision's RoIHeads call
+    their `box_roi_pool`. Max pooling, not RoIAlign's bilinear averages: it stands where CaffeNet's
+    pool5 (a max pool) stood, so the pre-trained fc6 reads features of the kind it was trained on,
+    as in the detector of the paper's time; the scale is Fast R-CNN's fixed 1/16."""
+
+    def __init__(self):
+        super().__init__()
+        from torchvision.ops import RoIPool
+        self.pool = RoIPool(ROI_POOL, CONV5_SCALE)
+
+    def forward(self, features: dict, proposals: list[torch.Tensor], image_shapes) -> torch.Tensor:
+        return self.pool(features["0"], proposals)
+
+
+def fc_box_head(net: nn.Module) -> nn.Module | None:
+    """The pre-trained fc6 -> fc7 of a network that has them (`models.caffenet`: fc6, relu6,
+    drop6, fc7, relu7, drop7, the very modules, dropout as in training), after a flatten of the
+    6x6 RoI features; None for a network without them."""
+    classifier = getattr(net.backbone, "classifier", None)
+    if not (hasattr(classifier, "fc6") and hasattr(classifier, "fc7")):
+        return None
+    return nn.Sequential(OrderedDict([("flatten", nn.Flatten()),
+                                      *classifier.named_children()]))
+
+
+def conv5_trunk(net: nn.Module) -> tuple[nn.Module, int]:
+    """conv1-conv5 of a CaffeNet (its features without pool5, whose place RoI pooling takes):
+    stride 16, conv5's channels."""
+    kept = [(n, m) for n, m in net.backbone.features.named_children() if n != "pool5"]
+    return nn.Sequential(OrderedDict(kept)), net.backbone.features.conv5.out_channels
+
+
+def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectConfig,
+             generator: torch.Generator | None = None):
+    """Faster R-CNN on `net` for `classes` (+ background), images scaled to `size` px (or to
+    cfg.min_size / cfg.max_size). With fc6/fc7 (`fc_box_head`): conv1-conv5, RoIPool5, the
+    pre-trained fc6/fc7 and fresh predictors drawn from `generator` with Fast R-CNN's stds;
+    otherwise the whole conv trunk, RoIAlign 7x7 and a fresh two-layer head."""
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
-    trunk, channels = conv_trunk(net)
+    head = fc_box_head(net)
+    if head is None:
+        trunk, channels = conv_trunk(net)
+        pool = 7  # RoIAlign output, pixels of the trunk's feature map
+        roi_pool = MultiScaleRoIAlign(["0"], output_size=pool, sampling_ratio=2)
+        head, features = TwoMLPHead(channels * pool * pool, cfg.box_features), cfg.box_features
+    else:
+        trunk, channels = conv5_trunk(net)
+        roi_pool, features = None, head.fc7.out_features  # RoIPool5, set below
     trunk.out_channels = channels
-    pool = 7  # RoIAlign output, pixels of the trunk's feature map
-    return FasterRCNN(
+    predictor = FastRCNNPredictor(features, len(classes) + 1)  # + background
+    pre = cfg.pre_nms or (cfg.proposals, cfg.proposals // 2)
+    post = cfg.post_nms or (cfg.proposals, cfg.proposals // 2)
+    model = FasterRCNN(
         trunk, num_classes=None,
         rpn_anchor_generator=AnchorGenerator((cfg.anchor_sizes,), ((0.5, 1.0, 2.0),)),
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=pool, sampling_ratio=2),
-        box_head=TwoMLPHead(channels * pool * pool, cfg.box_features),
-        box_predictor=FastRCNNPredictor(cfg.box_features, len(classes) + 1),  # + background
+        box_roi_pool=roi_pool, box_head=head, box_predictor=predictor,
         box_batch_size_per_image=cfg.roi_samples,
-        rpn_pre_nms_top_n_train=cfg.proposals, rpn_post_nms_top_n_train=cfg.proposals,
-        rpn_pre_nms_top_n_test=cfg.proposals // 2, rpn_post_nms_top_n_test=cfg.proposals // 2,
-        min_size=size, max_size=size, image_mean=[data.MEAN] * 3, image_std=[data.STD] * 3,
-        box_score_thresh=cfg.score_threshold)
+        rpn_pre_nms_top_n_train=pre[0], rpn_post_nms_top_n_train=post[0],
+        rpn_pre_nms_top_n_test=pre[1], rpn_post_nms_top_n_test=post[1],
+        min_size=cfg.min_size or size, max_size=cfg.max_size or size,
+        image_mean=[data.MEAN] * 3, image_std=[data.STD] * 3,
+        box_score_thresh=cfg.score_threshold, box_nms_thresh=cfg.box_nms)
+    if roi_pool is None:  # FasterRCNN takes only RoIAlign; Fast R-CNN's pooling replaces it
+        model.roi_heads.box_roi_pool = RoIPool5()
+        with torch.no_grad():
+            for layer, std in ((predictor.cls_score, CLS_STD), (predictor.bbox_pred, BBOX_STD)):
+                layer.weight.normal_(0.0, std, generator=generator)
+                layer.bias.zero_()
+    return model
 
 
 def _load_images(root: Path, anns: list[Annotation]) -> list[torch.Tensor]:
@@ -145,21 +253,25 @@ def _load_images(root: Path, anns: list[Annotation]) -> list[torch.Tensor]:
 
 
 def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed: int,
-                      device: torch.device) -> dict:
-    """Train Faster R-CNN on the VOC-format set at `root` (split train) from `net`'s conv trunk,
-    every layer trained, and score it on split test (VOC 2007 mAP, %)."""
-    train_ann, test_ann = read_voc(root, "train"), read_voc(root, "test")
+                      device: torch.device, train_split: str = "train") -> dict:
+    """Train Faster R-CNN on the VOC-format set at `root` (split `train_split`) from `net`'s conv
+    trunk (and fc6/fc7 where it has them), every layer trained, and score it on split test
+    (VOC 2007 mAP, %)."""
+    train_ann, test_ann = read_voc(root, train_split), read_voc(root, "test")
     classes = sorted({lab for a in train_ann + test_ann for lab in a.labels})
     index = {c: i + 1 for i, c in enumerate(classes)}
     train_img, test_img = _load_images(root, train_ann), _load_images(root, test_ann)
     size = max(max(x.shape[-2:]) for x in train_img)
     torch.manual_seed(seed)
-    model = detector(net, classes, size, cfg).to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
+    model = detector(net, classes, size, cfg, rng.generator("detect-head", seed)).to(device)
+    if cfg.caffe_param_groups:
+        params = models.param_groups(model, cfg.lr, cfg.weight_decay, caffe=True)
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * -(-len(train_ann) // cfg.batch_size)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [3 * steps // 4], gamma=0.1)
+    steps, milestones = schedule(cfg, len(train_ann))
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma=0.1)
     g = rng.generator("detect", seed)
     model.train()
     step = 0
@@ -170,14 +282,19 @@ def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed:
                 break
             images, targets = [], []
             for j in order[i:i + cfg.batch_size]:
-                x, boxes = train_img[j].float() / 255, train_ann[j].boxes.clone()
+                x, a = train_img[j].float() / 255, train_ann[j]
+                boxes, labels = a.boxes, a.labels
+                if not cfg.train_difficult and a.difficult:
+                    keep = [k for k, d in enumerate(a.difficult) if not d]
+                    boxes, labels = boxes[keep], [labels[k] for k in keep]
+                boxes = boxes.clone()
                 if torch.rand(1, generator=g).item() < 0.5:  # horizontal flip
                     w = x.shape[-1]
                     x = x.flip(-1)
                     boxes[:, [0, 2]] = (w - 1) - boxes[:, [2, 0]]
                 images.append(x.to(device))
                 targets.append({"boxes": boxes.to(device), "labels": torch.tensor(
-                    [index[lab] for lab in train_ann[j].labels], device=device)})
+                    [index[lab] for lab in labels], dtype=torch.int64, device=device)})
             loss = sum(model(images, targets).values())
             opt.zero_grad(set_to_none=True)
             loss.backward()

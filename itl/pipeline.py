@@ -106,7 +106,8 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
     name, _, rule = target.partition("|")
     cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run,
            "target": data.fingerprint(name, scale.size) + (f"|{rule}" if rule else ""),
-           "method": method, "settings": asdict(settings), "seed": seed,
+           "method": method, "seed": seed,
+           "settings": detection.config_dict(settings) if method == "detect" else asdict(settings),
            "cpu_threads": scale.cpu_threads}
     if repeat:
         cfg["repeat"] = repeat
@@ -117,8 +118,9 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
         if method == "detect":
             if net is None:
                 net = models.build(scale.pretrain.model, 2, seed)
-            return detection.finetune_detector(net, datasets.get(target).root(), settings, seed,
-                                               train.device())
+            entry = datasets.get(target)
+            return detection.finetune_detector(net, entry.root(), settings, seed, train.device(),
+                                               entry.train_split)
         tr = target_images(target, "train", seed, scale.size)
         te = target_images(target, "test", seed, scale.size)
         if method == "finetune":

@@ -85,7 +85,7 @@ SCALES = {
         detect=DetectConfig(epochs=8, roi_samples=64, box_features=256, proposals=300),
         probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2, 3, 4), overlap="cifar-10"),
     "paper": Scale(
-        name="paper", source="imagenet-1k", targets=("voc2007", "sun397"),
+        name="paper", source="imagenet-1k", targets=("sun397",),
         paper_task={"voc2007": "PASCAL-DET", "sun397": "SUN-CLS"},
         # Caffe's CaffeNet as BVLC trains it (docs/caffe-alexnet.md; BVLC/caffe
         # models/bvlc_reference_caffenet/solver.prototxt and train_val.prototxt): 256x256
@@ -99,6 +99,22 @@ SCALES = {
                                 lr_drops=(2 / 9, 4 / 9, 6 / 9, 8 / 9), crop_pad=0,
                                 crop=CAFFENET_INPUT, caffe_param_groups=True),
         finetune=FinetuneConfig(epochs=20, batch_size=128, lr=0.001),
+        # PASCAL-DET (docs/paper-protocol.md section 1): Faster R-CNN on conv1-conv5 with the
+        # pre-trained fc6/fc7 as its box head (itl.detection), VOC 2007 trainval -> test. The
+        # issue's schedule: SGD, 50,000 iterations, lr 0.001 / 10 every 20,000; the rest is
+        # py-faster-rcnn's VOC 2007 end-to-end recipe: 2 images per iteration (1 x iter_size
+        # 2), shorter side 600 px (longer at most 1000), anchors 128/256/512 (scales 8, 16, 32
+        # x stride 16), 128 RoIs per image, RPN 12,000 -> 2,000 proposals in training and
+        # 6,000 -> 300 at test, NMS 0.3 on detections, momentum 0.9, weight decay 5e-4,
+        # biases at 2 x lr without decay, difficult boxes left out of training, detections
+        # scored from 0.05 (test_net's thresh)
+        detection=("voc2007",),
+        detect=DetectConfig(steps=50_000, lr_step=20_000, lr=0.001, batch_size=2,
+                            momentum=0.9, weight_decay=5e-4, min_size=600, max_size=1000,
+                            anchor_sizes=(128, 256, 512), roi_samples=128,
+                            pre_nms=(12_000, 6_000), post_nms=(2_000, 300), box_nms=0.3,
+                            caffe_param_groups=True, train_difficult=False,
+                            score_threshold=0.05),
         probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2)),
 }
 

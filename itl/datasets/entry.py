@@ -80,6 +80,7 @@ class Dataset:
     # tar.gz in it listed in SHA256SUMS is accepted; these names are for messages)
     archives: tuple[Archive, ...] = ()  # the original distribution's files, as published
     fix: str = ""  # the PATH to give `itl data prepare NAME --from PATH` (error messages)
+    train_split: str = "train"  # the split a detection target is fine-tuned on (scored on test)
 
     origin: ClassVar[str] = PREPARED  # PREPARED by `itl data prepare`, GENERATED, or PLANNED
 

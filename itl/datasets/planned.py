@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from itl.datasets import records
-from itl.datasets.entry import (CLASSIFICATION, DETECTION, MEAN_PER_CLASS, NOT_SUPPORTED,
-                                PLANNED, TOP1, VOC07_MAP, Archive, Dataset, Status)
+from itl.datasets.entry import (CLASSIFICATION, MEAN_PER_CLASS, NOT_SUPPORTED, PLANNED, TOP1,
+                                Archive, Dataset, Status)
 from itl.datasets.images import DataError, ImageSet
 
 
@@ -43,14 +43,6 @@ ENTRIES = (
                 Archive("ILSVRC2012_img_train.tar", md5="1d675b47d978889d74fa0da5fadfb00e"),
                 Archive("ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622"),
                 Archive("ILSVRC2012_devkit_t12.tar.gz", md5="fa75699e90414af021442c21a62c3abf"))),
-    Planned(name="voc2007", kind=DETECTION, metric=VOC07_MAP,
-            classes=("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-                     "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
-                     "pottedplant", "sheep", "sofa", "train", "tvmonitor"), class_ids="name",
-            splits=("trainval", "test"),
-            archives=(  # torchvision.datasets.VOCDetection's 2007 and 2007-test
-                Archive("VOCtrainval_06-Nov-2007.tar", md5="c52e279531787c972589f7e41ab4ae64"),
-                Archive("VOCtest_06-Nov-2007.tar", md5="b6e924de25625d8de591ea690078ad9f"))),
     Planned(name="sun397", kind=CLASSIFICATION, metric=MEAN_PER_CLASS,
             classes=None, class_ids="name",  # the 397 of its ClassName.txt
             splits=("train", "test"),  # the official Partitions' Training_01 / Testing_01

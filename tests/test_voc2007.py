@@ -1,0 +1,294 @@
+"""PASCAL VOC 2007 detection (the paper's PASCAL-DET) on fabricated miniature copies of the two
+official tars: prepare -> read -> the Faster R-CNN whose box head is the pre-trained fc6/fc7 ->
+one SGD step -> VOC 2007 mAP; wrong md5, a truncated tar, a missing image list; the paper
+scale's detection settings, and detection run keys unchanged by the settings added for it."""
+import io
+import shutil
+import tarfile
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from itl import detection as det
+from itl import models, runs, scales
+from itl.datasets import entry, records, staging, voc, voc2007
+from itl.datasets.images import DataError
+
+CLASSES = ("cat", "dog", "person")  # 3 of VOC's 20
+# image id -> (height, width), [(class, box, difficult)]
+TRAINVAL = {
+    "000005": ((200, 240), [("cat", (20, 30, 120, 150), False), ("dog", (130, 40, 220, 180),
+                                                                  False)]),
+    "000007": ((227, 227), [("person", (50, 20, 150, 210), False)]),
+    "000009": ((180, 260), [("dog", (10, 10, 100, 120), False),
+                            ("person", (140, 30, 250, 170), True)]),
+    "000012": ((227, 200), [("cat", (40, 60, 180, 200), True), ("cat", (5, 5, 60, 50), False)]),
+}
+TEST = {
+    "000001": ((210, 230), [("cat", (30, 30, 140, 160), False)]),
+    "000002": ((227, 227), [("person", (60, 10, 170, 220), False),
+                            ("dog", (0, 100, 60, 200), True)]),
+    "000004": ((190, 250), [("dog", (100, 40, 240, 180), False)]),
+}
+MINI = replace(voc2007.VOC2007, classes=CLASSES,
+               split_sizes={"trainval": len(TRAINVAL), "test": len(TEST)},
+               archives=(entry.Archive("mini-trainval.tar"), entry.Archive("mini-test.tar")))
+DEVKIT = "VOCdevkit/VOC2007"
+
+
+@pytest.fixture(autouse=True)
+def own_data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ITL_DATA", str(tmp_path / "data"))
+
+
+def _xml(image: str, size, objects) -> str:
+    objs = "".join(
+        f"<object><name>{c}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>{int(d)}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>" for c, b, d in objects)
+    return (f"<annotation><folder>VOC2007</folder><filename>{image}.jpg</filename><size>"
+            f"<width>{size[1]}</width><height>{size[0]}</height><depth>3</depth></size>"
+            f"<segmented>0</segmented>{objs}</annotation>\n")
+
+
+def _jpeg(size, objects, seed: int) -> bytes:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 80, (3, *size), dtype=torch.uint8, generator=g)
+    for k, (c, b, _) in enumerate(objects):
+        x[CLASSES.index(c), b[1]:b[3] + 1, b[0]:b[2] + 1] = 220
+    return torchvision.io.encode_jpeg(x, quality=90).numpy().tobytes()
+
+
+def _add(t: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    t.addfile(info, io.BytesIO(data))
+
+
+def _tar(path: Path, images: dict, lists: dict[str, list[str]]) -> Path:
+    """A tar in the official layout: VOCdevkit/VOC2007/{Annotations, JPEGImages,
+    ImageSets/Main/<split>.txt} (`lists`: split -> image ids; a split left out is absent)."""
+    with tarfile.open(path, "w") as t:
+        for n, (image, (size, objects)) in enumerate(sorted(images.items())):
+            _add(t, f"{DEVKIT}/Annotations/{image}.xml", _xml(image, size, objects).encode())
+            _add(t, f"{DEVKIT}/JPEGImages/{image}.jpg", _jpeg(size, objects, n))
+        for split, ids in lists.items():
+            _add(t, f"{DEVKIT}/ImageSets/Main/{split}.txt", "".join(f"{i}\n" for i in ids).encode())
+    return path
+
+
+def _mini(folder: Path, names=("mini-trainval.tar", "mini-test.tar"), test_list=True) -> Path:
+    """Both miniature tars in `folder`, under `names`: trainval's tar lists train, val and
+    trainval; test's lists test (unless test_list is False)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = sorted(TRAINVAL)
+    _tar(folder / names[0], TRAINVAL, {"train": ids[:2], "val": ids[2:], "trainval": ids})
+    _tar(folder / names[1], TEST, {"test": sorted(TEST)} if test_list else {})
+    return folder
+
+
+def _nothing_prepared(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    left = sorted(p.name for p in data.iterdir()) if data.exists() else []
+    assert not [p for p in left if p == "VOC2007" or p.startswith(staging.STAGING)], left
+
+
+def _one_line_error(call, *fragments: str) -> str:
+    with pytest.raises(DataError) as e:
+        call()
+    message = str(e.value)
+    assert "\n" not in message, message
+    for f in fragments:
+        assert f in message, message
+    return message
+
+
+# ---------------------------------------------------------------- preparing
+
+
+def test_both_tars_prepare_into_one_voc2007_folder_with_trainval_test_and_difficult_flags(
+        tmp_path):
+    root = MINI.prepare(_mini(tmp_path / "dl"))
+    assert root == tmp_path / "data" / "VOC2007" and MINI.root() == root
+    trainval, test = voc.read_voc(root, "trainval"), voc.read_voc(root, "test")
+    assert [a.image for a in trainval] == sorted(TRAINVAL) and len(test) == len(TEST)
+    by_id = {a.image: a for a in trainval + test}
+    assert by_id["000009"].labels == ["dog", "person"]
+    assert by_id["000009"].difficult == [False, True]
+    assert by_id["000012"].difficult == [True, False]
+    assert by_id["000005"].boxes[1].tolist() == [130, 40, 220, 180]
+    assert (root / "JPEGImages" / "000004.jpg").is_file()
+    assert MINI.verify() is None and MINI.status().state == entry.VERIFIED
+    rec = __import__("json").loads((root / records.RECORD).read_text())
+    assert rec["source"]["kind"] == "archives"
+    assert set(rec["source"]["files"]) == {"mini-trainval.tar", "mini-test.tar"}
+    assert rec["images"] == {"trainval": 4, "test": 3} and rec["classes"] == list(CLASSES)
+    assert rec["boxes"] == {"cat": 4, "dog": 4, "person": 3}
+    _nothing_left = [p for p in (tmp_path / "data").iterdir() if p.name.startswith(".staging")]
+    assert not _nothing_left
+
+
+def test_either_tar_or_the_unpacked_devkit_folder_prepares_the_same(tmp_path):
+    dl = _mini(tmp_path / "dl")
+    a = MINI.prepare(dl / "mini-test.tar")
+    assert len(voc.read_voc(a, "trainval")) == 4  # its sibling came with it
+    unpacked = tmp_path / "unpacked"
+    for t in ("mini-trainval.tar", "mini-test.tar"):
+        with tarfile.open(dl / t) as f:
+            f.extractall(unpacked, filter="data")
+    b = MINI.prepare(unpacked / "VOCdevkit")
+    assert [x.image for x in voc.read_voc(b, "test")] == sorted(TEST)
+    assert (unpacked / DEVKIT / "JPEGImages" / "000001.jpg").is_file()  # copied, not moved
+
+
+def test_the_official_names_keep_their_published_md5(tmp_path):
+    dl = _mini(tmp_path / "dl", names=(voc2007.TRAINVAL.name, voc2007.TEST.name))
+    _one_line_error(lambda: voc2007.VOC2007.prepare(dl), "VOCtrainval_06-Nov-2007.tar",
+                    "md5", "expected c52e279531787c972589f7e41ab4ae64")
+    _nothing_prepared(tmp_path)
+    # the same bytes as a declared miniature are accepted: only the names carry the md5s
+    shutil.copy(dl / voc2007.TRAINVAL.name, dl / "mini-trainval.tar")
+    shutil.copy(dl / voc2007.TEST.name, dl / "mini-test.tar")
+    assert MINI.prepare(dl / "mini-trainval.tar").is_dir()
+
+
+def test_a_truncated_tar_is_one_error_and_nothing_is_installed(tmp_path):
+    dl = _mini(tmp_path / "dl")
+    f = dl / "mini-trainval.tar"
+    f.write_bytes(f.read_bytes()[:f.stat().st_size // 2])
+    _one_line_error(lambda: MINI.prepare(dl), "cannot unpack", "mini-trainval.tar", "truncated")
+    _nothing_prepared(tmp_path)
+
+
+def test_a_missing_image_list_is_one_error_and_nothing_is_installed(tmp_path):
+    dl = _mini(tmp_path / "dl", test_list=False)
+    _one_line_error(lambda: MINI.prepare(dl), "ImageSets/Main/test.txt is missing",
+                    "itl data prepare voc2007")
+    _nothing_prepared(tmp_path)
+
+
+def test_one_tar_without_the_other_is_one_error(tmp_path):
+    dl = _mini(tmp_path / "dl", names=(voc2007.TRAINVAL.name, "elsewhere.tar"))
+    _one_line_error(lambda: voc2007.VOC2007.prepare(dl), "holds VOCtrainval_06-Nov-2007.tar",
+                    "but not VOCtest_06-Nov-2007.tar")
+    _one_line_error(lambda: voc2007.VOC2007.prepare(dl / "elsewhere.tar"),
+                    "is none of VOCtrainval_06-Nov-2007.tar, VOCtest_06-Nov-2007.tar")
+    _nothing_prepared(tmp_path)
+
+
+def test_the_miniature_is_not_voc2007_itself(tmp_path):
+    """The real entry checks the official image counts and the 20 classes."""
+    unpacked = tmp_path / "unpacked"
+    for t in ("mini-trainval.tar", "mini-test.tar"):
+        with tarfile.open(_mini(tmp_path / "dl") / t) as f:
+            f.extractall(unpacked, filter="data")
+    _one_line_error(lambda: voc2007.VOC2007.prepare(unpacked), "is not voc2007",
+                    "expected 5011")
+    _nothing_prepared(tmp_path)
+
+
+def test_the_registry_entry_is_voc2007_detection_scored_by_voc07_map():
+    from itl import datasets
+    e = datasets.get("voc2007")
+    assert e is voc2007.VOC2007 and e.origin == entry.PREPARED
+    assert (e.kind, e.metric, e.train_split) == (entry.DETECTION, entry.VOC07_MAP, "trainval")
+    assert len(e.classes) == 20 and e.split_sizes == {"trainval": 5011, "test": 4952}
+    assert {a.name: a.md5 for a in e.archives} == {  # torchvision's VOCDetection
+        "VOCtrainval_06-Nov-2007.tar": "c52e279531787c972589f7e41ab4ae64",
+        "VOCtest_06-Nov-2007.tar": "b6e924de25625d8de591ea690078ad9f"}
+    assert "voc2007" not in [x.name for x in datasets.planned.ENTRIES]
+
+
+# ---------------------------------------------------------------- detecting with fc6/fc7
+
+
+def test_the_box_head_is_the_pretrained_fc6_fc7_on_roi_pooled_conv5():
+    net = models.build("caffenet", 5, seed=0)
+    fc6, fc7 = (net.backbone.classifier.fc6.weight.clone(),
+                net.backbone.classifier.fc7.weight.clone())
+    model = det.detector(net, list(CLASSES), 227, det.DetectConfig(),
+                         torch.Generator().manual_seed(0))
+    head = model.roi_heads.box_head
+    assert torch.equal(head.fc6.weight, fc6) and torch.equal(head.fc7.weight, fc7)
+    assert head.fc6 is net.backbone.classifier.fc6  # the pre-trained layer itself, trained on
+    assert isinstance(head.drop6, torch.nn.Dropout) and head.drop6.p == 0.5  # as in training
+    pool = model.roi_heads.box_roi_pool
+    assert isinstance(pool, det.RoIPool5)
+    assert (pool.pool.output_size, pool.pool.spatial_scale) == (6, 1 / 16)
+    trunk = model.backbone
+    assert list(trunk.named_children())[-1][0] == "relu5" and trunk.out_channels == 256
+    conv5 = trunk(torch.zeros(1, 3, 320, 320))
+    assert conv5.shape[-2:] == (19, 19) and 320 // 19 == 16  # stride 16, as anchors see it
+    rois = pool({"0": conv5}, [torch.tensor([[0.0, 0.0, 100.0, 60.0]])], [(320, 320)])
+    assert rois.shape == (1, 256, 6, 6) and head(rois).shape == (1, 4096)  # fc6's 9216 inputs
+    p = model.roi_heads.box_predictor
+    assert p.cls_score.out_features == 4 and p.bbox_pred.out_features == 16
+    assert p.cls_score.in_features == 4096
+    assert abs(p.cls_score.weight.std().item() - 0.01) < 0.001
+    assert abs(p.bbox_pred.weight.std().item() - 0.001) < 0.0001
+    assert not p.cls_score.bias.any() and not p.bbox_pred.bias.any()
+
+
+def test_networks_without_fc6_fc7_detect_as_before():
+    net = models.build("strided_cnn", 10, 0)
+    assert det.fc_box_head(net) is None
+    model = det.detector(net, ["cat"], 64, det.DetectConfig())
+    from torchvision.models.detection.faster_rcnn import TwoMLPHead
+    from torchvision.ops import MultiScaleRoIAlign
+    assert isinstance(model.roi_heads.box_roi_pool, MultiScaleRoIAlign)
+    assert isinstance(model.roi_heads.box_head, TwoMLPHead)
+    assert model.roi_heads.nms_thresh == 0.5 and model.transform.min_size == (64,)
+
+
+def test_prepare_read_one_sgd_step_with_fc6_fc7_and_voc07_map(tmp_path):
+    root = MINI.prepare(_mini(tmp_path / "dl"))
+    net = models.build("caffenet", 5, seed=0)
+    fc6 = net.backbone.classifier.fc6.weight.clone()
+    conv1 = net.backbone.features.conv1.weight.clone()
+    cfg = det.DetectConfig(steps=1, lr_step=1, batch_size=2, lr=0.001, min_size=227,
+                           max_size=260, anchor_sizes=(64, 128), roi_samples=32,
+                           pre_nms=(200, 100), post_nms=(50, 20), box_nms=0.3,
+                           caffe_param_groups=True, train_difficult=False)
+    r = det.finetune_detector(net, root, cfg, seed=0, device=torch.device("cpu"),
+                              train_split=MINI.train_split)
+    assert r["steps"] == 1 and set(r["AP"]) == set(CLASSES)
+    assert 0.0 <= r["mAP"] <= 100.0
+    # the step trained the pre-trained fc6 as the box head, and the trunk
+    assert not torch.equal(net.backbone.classifier.fc6.weight, fc6)
+    assert not torch.equal(net.backbone.features.conv1.weight, conv1)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def test_the_paper_scale_detects_voc2007_with_the_issues_schedule():
+    paper = scales.SCALES["paper"]
+    assert paper.detection == ("voc2007",) and "voc2007" not in paper.targets
+    d = paper.detect
+    assert det.schedule(d, 5011) == (50_000, (20_000, 40_000))
+    assert (d.lr, d.momentum, d.weight_decay, d.batch_size) == (0.001, 0.9, 5e-4, 2)
+    assert (d.min_size, d.max_size, d.roi_samples) == (600, 1000, 128)
+    assert d.caffe_param_groups and not d.train_difficult
+    assert paper.pretrain.model == "caffenet"  # whose fc6/fc7 become the box head
+
+
+def test_epoch_schedules_are_as_before():
+    assert det.schedule(det.DetectConfig(epochs=8, batch_size=8), 205) == (208, (156,))
+    assert det.schedule(det.DetectConfig(steps=10, lr_step=4), 3) == (10, (4, 8))
+    with pytest.raises(ValueError, match="DetectConfig steps=0: give a positive number"):
+        det.DetectConfig(steps=0)
+
+
+def test_settings_added_for_the_paper_leave_detection_run_keys_as_they_were():
+    """Keys computed on `merge` at 271bc92, before DetectConfig had the paper's fields."""
+    small = scales.SCALES["small"].detect
+    assert runs.config_hash({"settings": det.config_dict(small)}) == "03bc65d5d6dfd1df3e16"
+    plain = det.config_dict(det.DetectConfig())
+    assert runs.config_hash({"settings": plain}) == "a515902570019fca919f"
+    assert set(asdict(det.DetectConfig())) - set(plain) == set(det.ADDED)
+    for change in ({"steps": 10}, {"lr_step": 5}, {"min_size": 600}, {"box_nms": 0.3},
+                   {"train_difficult": False}, {"post_nms": (2000, 300)}):
+        assert det.config_dict(det.DetectConfig(**change)) == {**plain, **change}
