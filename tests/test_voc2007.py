@@ -292,3 +292,22 @@ def test_settings_added_for_the_paper_leave_detection_run_keys_as_they_were():
     for change in ({"steps": 10}, {"lr_step": 5}, {"min_size": 600}, {"box_nms": 0.3},
                    {"train_difficult": False}, {"post_nms": (2000, 300)}):
         assert det.config_dict(det.DetectConfig(**change)) == {**plain, **change}
+
+
+def test_the_paper_scale_fine_tunes_voc2007_on_trainval_through_the_pipeline(tmp_path,
+                                                                             monkeypatch):
+    """transfer_one hands the prepared folder, the paper's settings and VOC 2007's trainval to
+    the detector (the detector itself replaced: its work is tested above)."""
+    from itl import pipeline
+    root = MINI.prepare(_mini(tmp_path / "dl"))
+    seen = {}
+
+    def fake(net, at, cfg, seed, device, train_split="train"):
+        seen.update(root=at, cfg=cfg, split=train_split, fc6=det.fc_box_head(net) is not None)
+        return {"top1": 1.0, "mAP": 1.0, "AP": {}, "steps": 0}
+
+    monkeypatch.setattr(pipeline.detection, "finetune_detector", fake)
+    r = pipeline.transfer_one("paper", pipeline.RANDOM, "voc2007", "detect", 0)
+    assert r["mAP"] == 1.0
+    assert seen == {"root": root, "cfg": scales.SCALES["paper"].detect, "split": "trainval",
+                    "fc6": True}
