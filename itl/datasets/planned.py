@@ -1,5 +1,5 @@
 """The paper scale's data sets (paper Section 3: ImageNet-1k as the source; PASCAL VOC 2007
-detection and SUN397 as targets), declared so that `itl data status` and the paper scale's
+detection as a target), declared so that `itl data status` and the paper scale's
 errors can say what each expects. itl cannot prepare or read them yet: the module that supports
 one replaces its entry here.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from itl.datasets import records
-from itl.datasets.entry import (CLASSIFICATION, DETECTION, MEAN_PER_CLASS, NOT_SUPPORTED,
+from itl.datasets.entry import (CLASSIFICATION, DETECTION, NOT_SUPPORTED,
                                 PLANNED, TOP1, VOC07_MAP, Archive, Dataset, Status)
 from itl.datasets.images import DataError, ImageSet
 
@@ -51,10 +51,4 @@ ENTRIES = (
             archives=(  # torchvision.datasets.VOCDetection's 2007 and 2007-test
                 Archive("VOCtrainval_06-Nov-2007.tar", md5="c52e279531787c972589f7e41ab4ae64"),
                 Archive("VOCtest_06-Nov-2007.tar", md5="b6e924de25625d8de591ea690078ad9f"))),
-    Planned(name="sun397", kind=CLASSIFICATION, metric=MEAN_PER_CLASS,
-            classes=None, class_ids="name",  # the 397 of its ClassName.txt
-            splits=("train", "test"),  # the official Partitions' Training_01 / Testing_01
-            archives=(Archive("SUN397.tar.gz", md5="8ca2778205c41d23104230ba66911c7a"),  # as
-                      # torchvision.datasets.SUN397 checks it
-                      Archive("Partitions.zip"))),
 )
