@@ -371,3 +371,21 @@ def test_one_caffenet_fine_tuning_step_on_227_px_crops_of_action_boxes(tmp_path,
     cfg = dataclasses.replace(scales.ACT_FINETUNE, steps=1, batch_size=2)
     r = transfer.finetune(None, "caffenet", tr, te, cfg, seed=0, metric=MEAN_AP)
     assert r["metric"] == MEAN_AP and r["top1"] == r["top1"]  # a number, not NaN
+
+
+def test_linear_probe_and_knn_score_a_multi_label_target_by_mean_ap(tmp_path, data_dir,
+                                                                    monkeypatch):
+    tar = _voc_tar(tmp_path)
+    _expect_voc(monkeypatch, tar)
+    datasets.prepare("voc2012-action", tar, size=32)
+    tr, te = data.load("voc2012-action", "train", 32), data.load("voc2012-action", "test", 32)
+    net = transfer.with_new_head(None, "small_cnn", len(ACTIONS), 0)
+    probe = transfer.linear_probe(net, tr, te, transfer.ProbeConfig(iterations=5), 0, MEAN_AP)
+    near = transfer.knn(net, tr, te, transfer.KnnConfig(k=3), MEAN_AP)
+    for r in (probe, near):
+        assert r["metric"] == MEAN_AP and set(r["AP"]) == set(ACTIONS)
+        assert r["top1"] == pytest.approx(r["mAP"]) and 0 <= r["mAP"] <= 100
+    # k-NN's score of an action is its share of the (weighted) neighbours' votes: 'running' has
+    # no positive among the training boxes, so every val box scores 0 and its AP is its
+    # positives' share (1 of 4 boxes, ties in listed order: the second box) -> 1/2
+    assert near["AP"]["running"] == pytest.approx(50.0)

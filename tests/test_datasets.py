@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from itl import cli, data, datasets, pytest_plugin, scales
-from itl.datasets import entry, status
+from itl.datasets import entry, status, sun397
 from test_data_identity import _bccd, _mini_scene, expect
 
 ITL = Path(__file__).resolve().parents[1] / "itl"
@@ -249,7 +249,8 @@ def test_every_entry_says_what_its_data_set_is():
         assert e.class_ids in ("wnid", "name") and e.splits, name
         if e.classes is not None:
             assert len(set(e.classes)) == len(e.classes), name
-            if e.origin != entry.GENERATED:  # the order of sorted folder / class names
+            if e.origin != entry.GENERATED and name != "sun397":  # the order of sorted
+                # folder / class names (SUN397: of its ClassName.txt's sorted paths, below)
                 assert list(e.classes) == sorted(e.classes), name
             if e.class_ids == "wnid":
                 assert all(len(w) == 9 and w[0] == "n" and w[1:].isdigit() for w in e.classes)
@@ -257,6 +258,8 @@ def test_every_entry_says_what_its_data_set_is():
             assert ((e.shards and e.shard_files) or e.archives) and e.fix, name
         if e.origin == entry.PLANNED:
             assert e.archives and all(a.name for a in e.archives), name
+    lines = sorted(sun397.SUN397_LINES)  # `/j/jail/indoor` before `/j/jail_cell`
+    assert datasets.get("sun397").classes == tuple(sun397.class_name(c) for c in lines)
     for s in scales.SCALES.values():  # every data set a scale reads is an entry
         assert all(n in datasets.REGISTRY for n in s.data_sets()), s.name
     assert scales.SCALES["small"].data_sets() == ("tiny-imagenet-200", "cifar-10", "15-scene",
