@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 from itl import data, datasets, detection, models, runs, scales, subsets, train, transfer
+from itl.datasets.entry import TOP1
 
 PROTOCOL = 2  # bump when a change to training or transfer code makes old runs incomparable
 # 2: CPU threads fixed per run (scale.cpu_threads), bf16 settable on CPU, 32-px caches
@@ -101,13 +102,16 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
     scale = scales.get(scale_name)
     if method not in METHODS + ("detect",):
         raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}, detect")
-    settings = {"finetune": scale.finetune, "linear": scale.probe, "knn": scale.knn,
-                "detect": scale.detect}[method]
+    settings = {"finetune": scale.finetune_config(target), "linear": scale.probe,
+                "knn": scale.knn, "detect": scale.detect}[method]
     name, _, rule = target.partition("|")
+    metric = target_metric(name)
     cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run,
            "target": data.fingerprint(name, scale.size) + (f"|{rule}" if rule else ""),
            "method": method, "seed": seed,
-           "settings": detection.config_dict(settings) if method == "detect" else asdict(settings),
+           "settings": (detection.config_dict(settings) if method == "detect"
+                        else transfer.finetune_dict(settings) if method == "finetune"
+                        else asdict(settings)),
            "cpu_threads": scale.cpu_threads}
     if repeat:
         cfg["repeat"] = repeat
@@ -124,14 +128,21 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
         tr = target_images(target, "train", seed, scale.size)
         te = target_images(target, "test", seed, scale.size)
         if method == "finetune":
-            return transfer.finetune(net, scale.pretrain.model, tr, te, settings, seed)
+            return transfer.finetune(net, scale.pretrain.model, tr, te, settings, seed, metric)
         if net is None:
             net = transfer.with_new_head(None, scale.pretrain.model, len(tr.classes), seed)
         if method == "linear":
-            return transfer.linear_probe(net, tr, te, settings, seed)
-        return transfer.knn(net, tr, te, settings)
+            return transfer.linear_probe(net, tr, te, settings, seed, metric)
+        return transfer.knn(net, tr, te, settings, metric)
 
     return runs.get_or_run("transfer", cfg, go if compute else None, scale.cpu_threads)
+
+
+def target_metric(name: str) -> str:
+    """The metric a classification target is scored with: its registry entry's (the first
+    part's, for "a+b" and "name:view"); top-1 for a name the registry does not hold."""
+    base = name.split("+")[0].partition(":")[0]
+    return datasets.REGISTRY[base].metric if base in datasets.REGISTRY else TOP1
 
 
 Lookup = Callable[[str, int], "dict | None"]  # (subset, seed) -> a pre-training's metrics
@@ -160,7 +171,7 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
     pairs = [(t, m) for t in scale.targets for m in METHODS] + list(probes)
     pairs += [(t, "detect") for t in scale.detection]
     for target, method in pairs:
-        repeats = scale.finetune.repeats if method == "finetune" else 1
+        repeats = scale.finetune_config(target).repeats if method == "finetune" else 1
         got = [transfer_one(scale_name, run, target, method, seed, compute, r)
                for r in range(repeats)]
         if any(r is None for r in got):

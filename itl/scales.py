@@ -8,7 +8,7 @@ generated data; `small` uses Tiny ImageNet-200 as source; `paper` is the paper's
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from itl.detection import DetectConfig
 from itl.models import CAFFENET_INPUT
@@ -34,6 +34,12 @@ class Scale:
     size: int | None = None  # image size in px for source and targets (None: each data set's own)
     cpu_threads: int = 1  # intra-op threads of every run on a CPU: results depend on it (bits
     # of reductions), so it is fixed here; parallelism comes from runs side by side (pytest -n)
+    finetune_for: dict = field(default_factory=dict)  # target -> its own FinetuneConfig
+    # (the paper's targets each have their fine-tuning recipe); others get `finetune`
+
+    def finetune_config(self, target: str) -> FinetuneConfig:
+        """The fine-tuning settings of classification target `target`."""
+        return self.finetune_for.get(target, self.finetune)
 
     def data_sets(self) -> tuple[str, ...]:
         """The data sets it reads, by their registry names (itl.datasets): source, extra
@@ -48,6 +54,23 @@ class Scale:
 
 
 CIFAR_TARGET = "cifar-10|images-per-class=40"  # 200 of CIFAR-10's 5,000 per class
+
+# Fine-tuning CaffeNet at paper scale (docs/paper-protocol.md sections 2-4, "decision"): Caffe's
+# way, one setting per target for every condition. 256 px images, a random 227 px crop and
+# mirror in training, the centre crop for testing; SGD momentum 0.9, weight decay 5e-4, biases
+# at twice the rate without decay; the new last layer drawn from a gaussian of std 0.01.
+# SUN-CLS: Caffe's fine-tuning example (BVLC/caffe models/finetune_flickr_style: base_lr 0.001,
+# stepsize 20,000, batch 50, the new layer at lr_mult 10) for 50,000 iterations (drops at 20k
+# and 40k).
+SUN_FINETUNE = FinetuneConfig(steps=50_000, lr_drops=(0.4, 0.8), batch_size=50, lr=0.001,
+                              momentum=0.9, weight_decay=5e-4, crop_pad=0, crop=CAFFENET_INPUT,
+                              caffe_param_groups=True, head_std=0.01, head_lr_mult=10.0)
+# ACT-CLS: R*CNN's schedule (gkioxari/RstarCNN: 40,000 iterations, lr / 10 at 30,000) at Fast
+# R-CNN's CaffeNet rate 0.001; 60 person regions a step, as R*CNN's 2 images x 30 RoIs; the new
+# layer at the base rate (as Fast R-CNN's cls_score); sigmoid cross-entropy over the 10 actions.
+ACT_FINETUNE = FinetuneConfig(steps=40_000, lr_drops=(0.75,), batch_size=60, lr=0.001,
+                              momentum=0.9, weight_decay=5e-4, crop_pad=0, crop=CAFFENET_INPUT,
+                              caffe_param_groups=True, head_std=0.01)
 
 SCALES = {
     "smoke": Scale(
@@ -85,8 +108,9 @@ SCALES = {
         detect=DetectConfig(epochs=8, roi_samples=64, box_features=256, proposals=300),
         probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2, 3, 4), overlap="cifar-10"),
     "paper": Scale(
-        name="paper", source="imagenet-1k", targets=("sun397",),
-        paper_task={"voc2007": "PASCAL-DET", "sun397": "SUN-CLS"},
+        name="paper", source="imagenet-1k", targets=("sun397", "voc2012-action"),
+        paper_task={"voc2007": "PASCAL-DET", "sun397": "SUN-CLS",
+                    "voc2012-action": "PASCAL-ACT-CLS"},
         # Caffe's CaffeNet as BVLC trains it (docs/caffe-alexnet.md; BVLC/caffe
         # models/bvlc_reference_caffenet/solver.prototxt and train_val.prototxt): 256x256
         # images (examples/imagenet), a random 227 px crop and mirror, batch 256, base_lr 0.01,
@@ -98,7 +122,7 @@ SCALES = {
                                 momentum=0.9, weight_decay=5e-4,
                                 lr_drops=(2 / 9, 4 / 9, 6 / 9, 8 / 9), crop_pad=0,
                                 crop=CAFFENET_INPUT, caffe_param_groups=True),
-        finetune=FinetuneConfig(epochs=20, batch_size=128, lr=0.001),
+        finetune=SUN_FINETUNE, finetune_for={"voc2012-action": ACT_FINETUNE},
         # PASCAL-DET (docs/paper-protocol.md section 1): Faster R-CNN on conv1-conv5 with the
         # pre-trained fc6/fc7 as its box head (itl.detection), VOC 2007 trainval -> test. The
         # issue's schedule: SGD, 50,000 iterations, lr 0.001 / 10 every 20,000; the rest is

@@ -128,10 +128,12 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, train: ImageSet,
                     first_step: int, n_steps: int, batch: int, pad: int, seed: int,
                     bar: tqdm | None = None, bf16: bool | None = None,
-                    crop: int | None = None) -> dict:
+                    crop: int | None = None, loss_fn=None) -> dict:
     """Steps [first_step, first_step + n_steps), on random crops of the images padded by `pad`
     (of their own size, or `crop` px) and flips. Under torchrun each rank takes an equal slice
-    of every global batch (same images, same augmentation draws as one process would)."""
+    of every global batch (same images, same augmentation draws as one process would).
+    `loss_fn(outputs, labels)` replaces the cross-entropy (a multi-label target's; its
+    train_top1 is then NaN)."""
     net.train()
     acc = devices.accel(bf16)
     r, w = devices.rank(), devices.world()
@@ -149,18 +151,20 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
         y = train.y[mine].to(acc.device, non_blocking=True)  # labels stay on the CPU
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
             out = net(_input(x, acc))
-            loss = F.cross_entropy(out.float(), y)
+            loss = (F.cross_entropy(out.float(), y) if loss_fn is None
+                    else loss_fn(out.float(), y))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
         loss_sum += loss.item() * len(y)
-        correct += (out.argmax(1) == y).sum().item()
+        correct += (out.argmax(1) == y).sum().item() if loss_fn is None else 0
         seen += len(y)
         if bar is not None:
             bar.update(1)
     loss_sum, correct, seen = devices.all_sum([loss_sum, correct, seen], acc.device)
-    return {"train_loss": loss_sum / seen, "train_top1": 100.0 * correct / seen}
+    return {"train_loss": loss_sum / seen,
+            "train_top1": 100.0 * correct / seen if loss_fn is None else float("nan")}
 
 
 def _checkpoint(net, opt, sched, step, log, seconds) -> dict:

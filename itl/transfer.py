@@ -7,17 +7,22 @@ and SUN; Section 5.3/5.4: frozen features on other label sets).
   (batch-norm statistics included);
 - k-NN: cosine k-nearest-neighbour vote on frozen, L2-normalised features.
 
-The protocols' invariants are assertions in the code, each also a test.
+Each is trained and scored as the target's registry entry says (`metric`, `itl.metrics`): top-1,
+mean per-class accuracy (SUN397), or mean AP over the classes of a multi-label target (VOC 2012
+actions, trained with a per-class sigmoid cross-entropy). The protocols' invariants are
+assertions in the code, each also a test.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from itl import data, models, rng, train
+from itl import data, devices, metrics, models, rng, train
 from itl.data import ImageSet
+from itl.datasets.entry import MEAN_AP, TOP1
 
 
 class ProtocolError(AssertionError):
@@ -35,6 +40,36 @@ class FinetuneConfig:
     bf16: bool | None = None  # as PretrainConfig.bf16
     repeats: int = 1  # fine-tunings per pre-trained network, each its own seed, averaged: the
     # fine-tuning's own noise is cut cheaply (it costs seconds, a pre-training minutes)
+    # Added for the paper scale's CaffeNet (Caffe's fine-tuning, docs/paper-protocol.md section
+    # 4); at their defaults they leave a config's run-store key as it was (finetune_dict):
+    steps: int | None = None  # SGD steps (Caffe's max_iter), in place of epochs
+    lr_drops: tuple[float, ...] | None = None  # fractions of the steps where lr is divided by
+    # 10 (Caffe's "step" policy: stepsize / max_iter); None: at 1/2 and 3/4 as always
+    crop: int | None = None  # random square crop in px for training, the central one for
+    # testing (Caffe's crop_size: CaffeNet's 227 from 256 px images); None: the image's size
+    caffe_param_groups: bool = False  # biases at 2 x lr without weight decay (models.param_groups)
+    head_std: float | None = None  # the new last layer drawn as Caffe's gaussian filler (std,
+    # bias 0); None: the model's own initialisation
+    head_lr_mult: float = 1.0  # the new last layer's learning rate over the base rate (Caffe's
+    # fine-tuning example gives the new fc8 lr_mult 10, its bias 20)
+
+    def __post_init__(self):
+        for name in ("steps", "crop"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"FinetuneConfig {name}={value}: give a positive number, or "
+                                 "None")
+
+
+FINETUNE_ADDED = ("steps", "lr_drops", "crop", "caffe_param_groups", "head_std", "head_lr_mult")
+
+
+def finetune_dict(cfg: FinetuneConfig) -> dict:
+    """`cfg` as plain data for the run store's key: every field, except the FINETUNE_ADDED ones
+    that still hold their default, so that fine-tunings stored before those fields existed keep
+    their hashes (tests/test_actsun.py pins them)."""
+    default = {f.name: f.default for f in fields(FinetuneConfig)}
+    return {k: v for k, v in asdict(cfg).items() if k not in FINETUNE_ADDED or v != default[k]}
 
 
 @dataclass(frozen=True)
@@ -67,19 +102,76 @@ def with_new_head(pretrained: models.Net | None, model: str, num_classes: int,
     return net
 
 
+def gaussian_head(net: models.Net, std: float, seed: int) -> None:
+    """The new last layer as Caffe's fillers draw it (`weight_filler { type: "gaussian" std }`,
+    `bias_filler { type: "constant" value: 0 }`), from a generator seeded by `seed`."""
+    with torch.no_grad():
+        net.head.weight.normal_(0.0, std, generator=rng.generator("head", seed))
+        net.head.bias.zero_()
+
+
+def finetune_schedule(cfg: FinetuneConfig, train_images: int) -> tuple[int, list[int]]:
+    """Steps of a fine-tuning on `train_images` images, and the steps where lr drops."""
+    steps = cfg.steps or cfg.epochs * -(-train_images // cfg.batch_size)
+    if cfg.lr_drops is None:
+        return steps, [steps // 2, 3 * steps // 4]
+    return steps, [round(f * steps) for f in cfg.lr_drops]
+
+
+def finetune_groups(net: models.Net, cfg: FinetuneConfig) -> list[dict]:
+    """SGD parameter groups: the backbone at cfg.lr, the new head at head_lr_mult x cfg.lr,
+    each with Caffe's bias rule when cfg.caffe_param_groups."""
+    out = []
+    for part, mult in ((net.backbone, 1.0), (net.head, cfg.head_lr_mult)):
+        out += models.param_groups(part, cfg.lr * mult, cfg.weight_decay,
+                                   cfg.caffe_param_groups)
+    if sum(len(g["params"]) for g in out) != len(list(net.parameters())):
+        raise ProtocolError("the network has parameters outside its backbone and head")
+    return out
+
+
 def finetune(pretrained: models.Net | None, model: str, target_train: ImageSet,
-             target_test: ImageSet, cfg: FinetuneConfig, seed: int) -> dict:
-    """The paper's fine-tuning: new last layer, every layer trained. Returns test top-1 (%)."""
-    net = with_new_head(pretrained, model, len(target_train.classes), seed).to(train.device())
-    steps_per_epoch = -(-len(target_train) // cfg.batch_size)
-    steps = cfg.epochs * steps_per_epoch
-    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                          weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [steps // 2, 3 * steps // 4], gamma=0.1)
+             target_test: ImageSet, cfg: FinetuneConfig, seed: int,
+             metric: str = TOP1) -> dict:
+    """The paper's fine-tuning: new last layer, every layer trained, on random crops and
+    flips; scored on the test images (their central crop) with `metric` (itl.metrics.score:
+    "top1" holds its number)."""
+    net = with_new_head(pretrained, model, len(target_train.classes), seed)
+    if cfg.head_std is not None:
+        gaussian_head(net, cfg.head_std, seed)
+    net = net.to(train.device())
+    steps, milestones = finetune_schedule(cfg, len(target_train))
+    plain = not cfg.caffe_param_groups and cfg.head_lr_mult == 1.0
+    opt = torch.optim.SGD(net.parameters() if plain else finetune_groups(net, cfg), lr=cfg.lr,
+                          momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.1)
     torch.manual_seed(seed)
     train.train_one_epoch(net, opt, sched, target_train, 0, steps, cfg.batch_size, cfg.crop_pad,
-                          seed, bf16=cfg.bf16)
-    return {"top1": train.evaluate(net, target_test, bf16=cfg.bf16)}
+                          seed, bf16=cfg.bf16, crop=cfg.crop,
+                          loss_fn=None if metric == TOP1 else partial(metrics.loss, metric))
+    if metric == TOP1:
+        return {"top1": train.evaluate(net, target_test, bf16=cfg.bf16, crop=cfg.crop)}
+    return metrics.score(metric, outputs(net, target_test, cfg.crop, cfg.bf16), target_test.y,
+                         target_test.classes)
+
+
+@torch.no_grad()
+def outputs(net: torch.nn.Module, images: ImageSet, crop: int | None = None,
+            bf16: bool | None = None, batch: int = 256) -> torch.Tensor:
+    """The network's outputs (float, on the CPU) for the central `crop` of each image, in
+    eval mode."""
+    was = net.training
+    net.eval()
+    acc = devices.accel(bf16)
+    out = []
+    for i in range(0, len(images), batch):
+        x = data.to_input(data.center_crop(images.x[i:i + batch], crop).to(acc.device))
+        if acc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
+            out.append(net(x).float().cpu())
+    net.train(was)
+    return torch.cat(out)
 
 
 @torch.no_grad()
@@ -106,8 +198,9 @@ def _assert_unchanged(before: dict, net: torch.nn.Module, what: str) -> None:
 
 
 def linear_probe(net: models.Net, target_train: ImageSet, target_test: ImageSet,
-                 cfg: ProbeConfig, seed: int) -> dict:
-    """Only a linear head trains, on frozen features; the backbone must come out bit-identical."""
+                 cfg: ProbeConfig, seed: int, metric: str = TOP1) -> dict:
+    """Only a linear head trains, on frozen features; the backbone must come out bit-identical.
+    Trained with `metric`'s loss, scored with `metric`."""
     before = _state_copy(net.backbone)
     ftr, fte = features(net, target_train), features(net, target_test)
     mu, sd = ftr.mean(0), ftr.std(0) + 1e-6  # standardise with training statistics only
@@ -122,20 +215,25 @@ def linear_probe(net: models.Net, target_train: ImageSet, target_test: ImageSet,
 
     def closure():
         opt.zero_grad()
-        loss = F.cross_entropy(head(ftr), target_train.y) + cfg.l2 * head.weight.pow(2).sum()
+        fit = (F.cross_entropy(head(ftr), target_train.y) if metric == TOP1
+               else metrics.loss(metric, head(ftr), target_train.y))
+        loss = fit + cfg.l2 * head.weight.pow(2).sum()
         loss.backward()
         return loss
 
     opt.step(closure)
     _assert_unchanged(before, net.backbone, "linear probe")
     with torch.no_grad():
+        if metric != TOP1:
+            return metrics.score(metric, head(fte), target_test.y, target_test.classes)
         top1 = (head(fte).argmax(1) == target_test.y).float().mean().item() * 100
     return {"top1": top1}
 
 
 def knn(net: models.Net, target_train: ImageSet, target_test: ImageSet,
-        cfg: KnnConfig) -> dict:
-    """Cosine k-NN vote on frozen features (ties go to the nearer neighbours' class)."""
+        cfg: KnnConfig, metric: str = TOP1) -> dict:
+    """Cosine k-NN vote on frozen features (ties go to the nearer neighbours' class); for a
+    multi-label target (MEAN_AP) each class's score is its share of the weighted votes."""
     before = _state_copy(net.backbone)
     ftr = F.normalize(features(net, target_train), dim=1)
     fte = F.normalize(features(net, target_test), dim=1)
@@ -143,7 +241,13 @@ def knn(net: models.Net, target_train: ImageSet, target_test: ImageSet,
     sim = fte @ ftr.T
     k = min(cfg.k, len(target_train))
     top, idx = sim.topk(k, dim=1)
+    if metric == MEAN_AP:
+        flags = metrics.multi_hot(target_train.y, len(target_train.classes))
+        votes = (flags[idx] * (1 + 1e-3 * top)[..., None]).sum(1)
+        return metrics.score(metric, votes, target_test.y, target_test.classes)
     votes = torch.zeros(len(fte), len(target_train.classes))
     votes.scatter_add_(1, target_train.y[idx], 1 + 1e-3 * top)
+    if metric != TOP1:
+        return metrics.score(metric, votes, target_test.y, target_test.classes)
     top1 = (votes.argmax(1) == target_test.y).float().mean().item() * 100
     return {"top1": top1}

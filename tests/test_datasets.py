@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from itl import cli, data, datasets, pytest_plugin, scales
-from itl.datasets import entry, status
+from itl.datasets import entry, status, sun397
 from test_data_identity import _bccd, _mini_scene, expect
 
 ITL = Path(__file__).resolve().parents[1] / "itl"
@@ -249,14 +249,17 @@ def test_every_entry_says_what_its_data_set_is():
         assert e.class_ids in ("wnid", "name") and e.splits, name
         if e.classes is not None:
             assert len(set(e.classes)) == len(e.classes), name
-            if e.origin != entry.GENERATED:  # the order of sorted folder / class names
+            if e.origin != entry.GENERATED and name != "sun397":  # the order of sorted
+                # folder / class names (SUN397: of its ClassName.txt's sorted paths, below)
                 assert list(e.classes) == sorted(e.classes), name
             if e.class_ids == "wnid":
                 assert all(len(w) == 9 and w[0] == "n" and w[1:].isdigit() for w in e.classes)
-        if e.origin == entry.PREPARED:  # from shards, or from the original archives
-            assert (e.shards and e.shard_files or e.archives) and e.fix, name
+        if e.origin == entry.PREPARED:  # from shards, or (paper scale) original archives
+            assert ((e.shards and e.shard_files) or e.archives) and e.fix, name
         if e.origin == entry.PLANNED:
             assert e.archives and all(a.name for a in e.archives), name
+    lines = sorted(sun397.SUN397_LINES)  # `/j/jail/indoor` before `/j/jail_cell`
+    assert datasets.get("sun397").classes == tuple(sun397.class_name(c) for c in lines)
     for s in scales.SCALES.values():  # every data set a scale reads is an entry
         assert all(n in datasets.REGISTRY for n in s.data_sets()), s.name
     assert scales.SCALES["small"].data_sets() == ("tiny-imagenet-200", "cifar-10", "15-scene",
@@ -268,9 +271,12 @@ def test_preparing_a_generated_or_planned_set_is_refused_naming_what_it_expects(
                                              r"generated on first use\): choose one of "
                                              r"tiny-imagenet-200, cifar-10, 15-scene, bccd"):
         datasets.prepare("smoke", tmp_path)
-    with pytest.raises(data.DataError, match=r"itl cannot prepare sun397 yet \(it expects the "
-                                             r"original SUN397.tar.gz \(md5 8ca27"):
-        datasets.prepare("sun397", tmp_path)
+    for name in datasets.names(entry.PLANNED):
+        first = datasets.get(name).archives[0]
+        with pytest.raises(data.DataError, match=rf"itl cannot prepare {name} yet \(it expects "
+                                                 rf"the original {first.name} \(md5 "
+                                                 rf"{first.md5}"):
+            datasets.prepare(name, tmp_path)
     with pytest.raises(data.DataError, match=r"'bccd' is a detection set .* no image cache"):
         data.load("bccd", "train")
 
@@ -324,8 +330,16 @@ def test_status_lists_every_data_set_of_every_scale_and_writes_nothing(data_dir,
         "1d675b47d978889d74fa0da5fadfb00e), ILSVRC2012_img_val.tar (md5 "
         "29b22e2961454d5413ddabcf34fc5622), ILSVRC2012_devkit_t12.tar.gz (md5 "
         "fa75699e90414af021442c21a62c3abf)")
-    assert rows["paper", "sun397"].startswith("not supported yet: expects the original "
-                                              "SUN397.tar.gz (md5 8ca2778205c41d23104230ba669")
+    assert rows["paper", "sun397"] == (
+        "missing: run `itl data prepare sun397 --from PATH` with PATH a folder holding "
+        "SUN397.tar.gz and Partitions.zip (or both unpacked); it expects the original "
+        "SUN397.tar.gz (md5 8ca2778205c41d23104230ba66911c7a, sha256 "
+        "f404130965a7ad77bed5ececc71e720ab50f3cc1e1bb257257610d38f3b928ec), Partitions.zip "
+        "(sha256 e3311ea5f812d4cc6faef194688343d1111f6cd6f70f2c62f393c2b8d6ba1ec9)")
+    assert rows["paper", "voc2012-action"].startswith(
+        "missing: run `itl data prepare voc2012-action --from PATH` with PATH "
+        "VOCtrainval_11-May-2012.tar or its unpacked VOCdevkit/VOC2012; it expects the original "
+        "VOCtrainval_11-May-2012.tar (md5 6cd6e144f989b92b3379bac3b3de84fd")
     assert not data_dir.exists()  # looking prepares, generates and creates nothing
     small = _status(capsys, "--scale", "small")
     assert set(small) == {("small", n) for n in scales.SCALES["small"].data_sets()}

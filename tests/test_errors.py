@@ -224,7 +224,7 @@ def test_at_paper_scale_collection_skips_naming_the_missing_loaders(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert "test_section6_more_data.py::test_condition[unavailable-seed0]" in r.stdout
     from itl import pytest_plugin
-    assert "needs imagenet-1k, sun397, which itl has no loader for yet" in \
+    assert "needs imagenet-1k, which itl has no loader for yet" in \
         pytest_plugin.missing_data(scales.get("paper"))
 
 

@@ -34,7 +34,8 @@ SIZE, SIZES = records.SIZE, records.SIZES
 @dataclass(frozen=True, kw_only=True)
 class CachedSet(Dataset):
     """A classification set that `itl data prepare` turns into uint8 caches."""
-    per_class: dict[str, int | tuple[int, ...]]  # split -> images per class (int: every class)
+    per_class: dict[str, int | tuple[int, ...] | None]  # split -> images per class (int:
+    # every class; None: not known to the entry, the source's own are recorded)
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # folder name -> class
 
     def __post_init__(self) -> None:
@@ -42,9 +43,21 @@ class CachedSet(Dataset):
             raise ValueError(f"{self.name}: per_class names splits {sorted(self.per_class)}, "
                              f"not its splits {sorted(self.splits)}")
 
-    def counts(self, split: str) -> tuple[int, ...]:
+    def counts(self, split: str) -> tuple[int, ...] | None:
         n = self.per_class[split]
+        if n is None:
+            return None
         return (n,) * len(self.classes) if isinstance(n, int) else tuple(n)
+
+    def label_counts(self, y: torch.Tensor, num_classes: int) -> list[int] | None:
+        """Images per class of a split's labels (None: a label out of range); a multi-label
+        set overrides it."""
+        return records.label_counts(y, num_classes)
+
+    def decoded(self, part: Split, size: int, what: str):
+        """A split's images at `size` px and the sizes the originals had; a set whose examples
+        are regions of images overrides it."""
+        return layouts.decoded(part, size, what)
 
     # ------------------------------------------------------------ reading a source
 
@@ -62,6 +75,11 @@ class CachedSet(Dataset):
         """The splits of a source of class folders without a split (15-Scene draws its
         standard one); by default, refused."""
         raise DataError(f"{root}: {self.name} needs train/ and test/ folders; {remedy(self)}")
+
+    def opened(self, source: Path, stage: Path) -> tuple[Path, dict]:
+        """The source's files (verified, unpacked into `stage`) and where they came from; a set
+        distributed as several archives overrides it."""
+        return sources.opened(self, source, stage)
 
     def index(self, unpacked: Path, source: Path) -> dict[str, Split]:
         """The splits of the source (files and labels, nothing decoded), checked against the
@@ -89,7 +107,7 @@ class CachedSet(Dataset):
         with staging.building(top, name) as stage:
             if sources.is_cache_folder(source):
                 return self._adopt(source, top, stage)
-            unpacked, origin = sources.opened(self, source, stage)
+            unpacked, origin = self.opened(source, stage)
             index = self.index(unpacked, source)
             built = stage / name
             built.mkdir()
@@ -97,7 +115,7 @@ class CachedSet(Dataset):
             for n, px in enumerate(dict.fromkeys((size,) + SIZES)):
                 files = {}
                 for split, part in index.items():
-                    images, shapes = layouts.decoded(part, px, f"{name} {split}")
+                    images, shapes = self.decoded(part, px, f"{name} {split}")
                     if n == 0:  # the originals' sizes, once
                         compare_image_size(self, shapes, source, f"{split} images")
                         seen |= shapes
@@ -136,7 +154,7 @@ class CachedSet(Dataset):
                     raise DataError(f"{f} holds {images.x.dtype} images of "
                                     f"{tuple(images.x.shape[1:])}, not uint8 (3, {px}, {px}); "
                                     f"{again}")
-                counts[split] = torch.bincount(images.y, minlength=len(images.classes)).tolist()
+                counts[split] = self.label_counts(images.y, len(images.classes))
                 compare_counts(self, split, counts[split], source, f"{f}")
                 files[f.name] = f.stat().st_size
             fingerprint = records.cache_digest(source, name, px, self.per_class)

@@ -41,9 +41,10 @@ def compare_classes(entry: Dataset, found, source: Path, where: str) -> None:
 
 
 def compare_counts(entry, split: str, counts, source: Path, where: str) -> None:
-    """Images per class of `split` against entry.counts(split) (a `cached.CachedSet`)."""
+    """Images per class of `split` against entry.counts(split) (a `cached.CachedSet`; None:
+    not known to the entry, the source's own are recorded)."""
     counts, want = tuple(counts), entry.counts(split)
-    if counts == want:
+    if want is None or counts == want:  # None: the entry does not know its counts
         return
     k = next(i for i, (a, b) in enumerate(zip(counts, want)) if a != b)
     c = entry.classes[k]

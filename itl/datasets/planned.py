@@ -1,5 +1,5 @@
 """The paper scale's data sets (paper Section 3: ImageNet-1k as the source; PASCAL VOC 2007
-detection and SUN397 as targets), declared so that `itl data status` and the paper scale's
+detection as a target), declared so that `itl data status` and the paper scale's
 errors can say what each expects. itl cannot prepare or read them yet: the module that supports
 one replaces its entry here.
 """
@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from itl.datasets import records
-from itl.datasets.entry import (CLASSIFICATION, MEAN_PER_CLASS, NOT_SUPPORTED, PLANNED, TOP1,
-                                Archive, Dataset, Status)
+from itl.datasets.entry import (CLASSIFICATION, NOT_SUPPORTED, PLANNED, TOP1, Archive,
+                                Dataset, Status)
 from itl.datasets.images import DataError, ImageSet
 
 
@@ -43,10 +43,4 @@ ENTRIES = (
                 Archive("ILSVRC2012_img_train.tar", md5="1d675b47d978889d74fa0da5fadfb00e"),
                 Archive("ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622"),
                 Archive("ILSVRC2012_devkit_t12.tar.gz", md5="fa75699e90414af021442c21a62c3abf"))),
-    Planned(name="sun397", kind=CLASSIFICATION, metric=MEAN_PER_CLASS,
-            classes=None, class_ids="name",  # the 397 of its ClassName.txt
-            splits=("train", "test"),  # the official Partitions' Training_01 / Testing_01
-            archives=(Archive("SUN397.tar.gz", md5="8ca2778205c41d23104230ba66911c7a"),  # as
-                      # torchvision.datasets.SUN397 checks it
-                      Archive("Partitions.zip"))),
 )

@@ -97,6 +97,8 @@ def read(entry) -> dict:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataError(f"unreadable record {f} ({e!r}); {again}") from e
     want = {s: entry.counts(s) for s in entry.per_class}
+    if any(w is None for w in want.values()):  # counts the entry does not know: the record's
+        want = {s: found[2].get(s) if w is None else w for s, w in want.items()}
     if found[0] != name:
         raise DataError(f"{f} records data set {found[0]!r}, not {name!r}; {again}")
     if found[1] != entry.classes:
@@ -141,9 +143,17 @@ def checked_file(entry, split: str, size: int) -> tuple[Path, dict, str]:
     return f, rec, again
 
 
+def label_counts(y: torch.Tensor, num_classes: int) -> list[int] | None:
+    """Images per class of int64 labels 0..num_classes-1 (None: a label out of range)."""
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        return None
+    return torch.bincount(y, minlength=num_classes).tolist()
+
+
 def check_cache(images: ImageSet, rec: dict, split: str, size: int, f: Path,
-                again: str) -> None:
-    """A cache as read against its record: classes, images per class, image shape (cheap)."""
+                again: str, counts_of=label_counts) -> None:
+    """A cache as read against its record: classes, images per class (`counts_of(y, number
+    of classes)`: a multi-label set counts its own way), image shape (cheap)."""
     want = rec["images"][split]
     problem = None
     if images.classes != tuple(rec["classes"]):
@@ -153,9 +163,9 @@ def check_cache(images: ImageSet, rec: dict, split: str, size: int, f: Path,
         problem = (f"{images.x.dtype} images of {tuple(images.x.shape[1:])} where "
                    f"uint8 (3, {size}, {size}) belong")
     elif images.y.ndim != 1 or len(images.y) != len(images.x) or (
-            len(images.y) and (images.y.min() < 0 or images.y.max() >= len(want))):
+            counts_of(images.y, len(want)) is None):
         problem = f"{len(images.y)} labels for {len(images.x)} images, or labels out of range"
-    elif torch.bincount(images.y, minlength=len(want)).tolist() != list(want):
+    elif counts_of(images.y, len(want)) != list(want):
         problem = (f"{len(images.y):,} images where the record has {sum(want):,} "
                    "(or other counts per class)")
     if problem:
@@ -168,7 +178,7 @@ def load(entry, split: str, size: int = SIZE) -> ImageSet:
     f, rec, again = checked_file(entry, split, size)
     st = f.stat()
     images = _read_cache(str(f.resolve()), st.st_mtime_ns, st.st_size, again)
-    check_cache(images, rec, split, size, f, again)
+    check_cache(images, rec, split, size, f, again, entry.label_counts)
     return images
 
 

@@ -61,6 +61,20 @@ def find(root: Path, marker: str) -> Path | None:
     return min(hits, key=lambda p: len(p.parts)) if hits else None
 
 
+def verified_archive(entry: Dataset, source: Path) -> dict:
+    """{"md5": ..., "sha256": ...} of an archive file; under the name of one of the entry's
+    original archives it must have that archive's published checksums."""
+    md5, sha = checksums.md5_sha256(source)
+    for a in entry.archives:  # the original's name: the original's checksums
+        if a.name == source.name and a.md5 and md5 != a.md5:
+            raise mismatch(entry, source, f"md5 {md5}, expected {a.md5} (the published md5 "
+                                          f"of {a.name})")
+        if a.name == source.name and a.sha256 and sha != a.sha256:
+            raise mismatch(entry, source, f"sha256 {sha}, expected {a.sha256} (the "
+                                          f"published sha256 of {a.name})")
+    return {"md5": md5, "sha256": sha}
+
+
 def opened(entry: Dataset, source: Path, staging: Path) -> tuple[Path, dict]:
     """The source's files, unpacked into `staging` once verified (a folder: as it is), and the
     record of where they came from."""
@@ -73,15 +87,7 @@ def opened(entry: Dataset, source: Path, staging: Path) -> tuple[Path, dict]:
         for shard in shards:
             unpack(shard, unpacked)
     elif source.is_file():
-        md5, sha = checksums.md5_sha256(source)
-        for a in entry.archives:  # the original's name: the original's checksums
-            if a.name == source.name and a.md5 and md5 != a.md5:
-                raise mismatch(entry, source, f"md5 {md5}, expected {a.md5} (the published md5 "
-                                              f"of {a.name})")
-            if a.name == source.name and a.sha256 and sha != a.sha256:
-                raise mismatch(entry, source, f"sha256 {sha}, expected {a.sha256} (the "
-                                              f"published sha256 of {a.name})")
-        origin = records.origin(source, "archive", md5=md5, sha256=sha)
+        origin = records.origin(source, "archive", **verified_archive(entry, source))
         unpack(source, unpacked)
     else:
         unpacked = source  # a folder already laid out

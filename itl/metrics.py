@@ -1,0 +1,102 @@
+"""How a transfer to a classification target is scored (paper Section 3: SUN-CLS by accuracy,
+PASCAL-ACT-CLS by mean average precision over the actions), chosen by the target's registry
+entry (`Dataset.metric`), never by its name:
+
+- `TOP1`: the share of test images whose top class is right (%);
+- `MEAN_PER_CLASS`: the mean over classes of each class's accuracy (%), SUN397's standard
+  measure, which weighs a rare class as much as a common one;
+- `MEAN_AP`: multi-label targets (an action set's person can have several actions), labels held
+  as bit masks (bit k: class k); per class, the average precision of the scores against the
+  flags, as the VOC 2010+ devkit's `VOCap.m` computes it (all points), then the mean (%).
+
+`loss` is the training loss that goes with each metric: softmax cross-entropy for the
+single-label ones, a sigmoid binary cross-entropy per class for MEAN_AP.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from itl.datasets.entry import MEAN_AP, MEAN_PER_CLASS, TOP1
+
+METRICS = (TOP1, MEAN_PER_CLASS, MEAN_AP)
+
+
+def _known(metric: str) -> None:
+    if metric not in METRICS:
+        raise ValueError(f"unknown classification metric {metric!r}: choose one of "
+                         f"{', '.join(METRICS)}")
+
+
+def multi_hot(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Bit-mask labels (bit k: class k) as an N x num_classes float 0/1 matrix."""
+    bits = torch.arange(num_classes, device=y.device)
+    return ((y[:, None] >> bits) & 1).float()
+
+
+def top1(pred: torch.Tensor, y: torch.Tensor) -> float:
+    """Overall accuracy (%) of predicted classes `pred` against labels `y`."""
+    return 100.0 * (pred == y).float().mean().item() if len(y) else float("nan")
+
+
+def mean_per_class_accuracy(pred: torch.Tensor, y: torch.Tensor, num_classes: int) -> float:
+    """The mean over the classes present in `y` of the share of that class's images predicted
+    right (%). Equal to top1 when every class has as many test images."""
+    right = torch.bincount(y[pred == y], minlength=num_classes).float()
+    total = torch.bincount(y, minlength=num_classes).float()
+    present = total > 0
+    return 100.0 * (right[present] / total[present]).mean().item()
+
+
+def average_precision(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """AP of ranking by `scores` (higher first; ties keep their order, as MATLAB's sort does)
+    with `positive` the relevant items, as the VOC devkit's VOCevalaction.m and VOCap.m compute
+    it since VOC 2010: precision made monotone from the right, summed over the recall steps
+    (all points, no 11-point interpolation). NaN when nothing is positive."""
+    positive = positive.bool()
+    n_pos = int(positive.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = torch.sort(-scores.double(), stable=True).indices
+    tp = positive[order].double().cumsum(0)
+    fp = (~positive[order]).double().cumsum(0)
+    rec = torch.cat([torch.zeros(1), tp / n_pos, torch.ones(1)]).double()
+    prec = torch.cat([torch.zeros(1), tp / (tp + fp), torch.zeros(1)]).double()
+    prec = torch.flip(torch.cummax(torch.flip(prec, [0]), 0).values, [0])  # max to the right
+    steps = torch.nonzero(rec[1:] != rec[:-1]).flatten() + 1
+    return float(((rec[steps] - rec[steps - 1]) * prec[steps]).sum())
+
+
+def mean_ap(scores: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...]) -> dict:
+    """Per class AP (%) of the columns of `scores` against bit-mask labels `y`, and their mean
+    over the classes that have a positive."""
+    flags = multi_hot(y, len(classes))
+    aps = {c: 100.0 * average_precision(scores[:, k], flags[:, k]) for k, c in enumerate(classes)}
+    valid = [v for v in aps.values() if v == v]
+    return {"mAP": sum(valid) / len(valid) if valid else float("nan"), "AP": aps}
+
+
+def score(metric: str, out: torch.Tensor, y: torch.Tensor, classes: tuple[str, ...]) -> dict:
+    """The test result of network outputs (or any per-class scores) `out` for labels `y` under
+    `metric`: {"top1": the metric's number, "metric": its name, ...}. As detection's results do,
+    "top1" holds the number claims are judged on, whatever the metric (MEAN_AP: the mean AP;
+    MEAN_PER_CLASS: the mean per-class accuracy, with the overall accuracy beside it)."""
+    _known(metric)
+    out = out.float().cpu()
+    y = y.cpu()
+    if metric == MEAN_AP:
+        r = mean_ap(out, y, classes)
+        return {"top1": r["mAP"], "metric": metric, **r}
+    pred = out.argmax(1)
+    if metric == MEAN_PER_CLASS:
+        return {"top1": mean_per_class_accuracy(pred, y, len(classes)), "metric": metric,
+                "accuracy": top1(pred, y)}
+    return {"top1": top1(pred, y)}
+
+
+def loss(metric: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The training loss that goes with `metric` (see the module's docstring)."""
+    _known(metric)
+    if metric == MEAN_AP:
+        return F.binary_cross_entropy_with_logits(out, multi_hot(y, out.shape[1]))
+    return F.cross_entropy(out, y)
