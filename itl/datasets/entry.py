@@ -25,6 +25,7 @@ VOC07_MAP = "mAP (VOC 2007 11-point, IoU 0.5)"  # itl.detection.evaluate
 MEAN_AP = "mean AP over classes"  # VOC 2012 action classification
 
 PREPARED, GENERATED, PLANNED = "prepared", "generated", "planned"  # Dataset.origin
+SHARE, IMAGES = "share", "images"  # Dataset.per_class_unit
 
 # Status.state, as `itl data status` prints it
 VERIFIED = "present, verified"
@@ -80,6 +81,8 @@ class Dataset:
     # tar.gz in it listed in SHA256SUMS is accepted; these names are for messages)
     archives: tuple[Archive, ...] = ()  # the original distribution's files, as published
     fix: str = ""  # the PATH to give `itl data prepare NAME --from PATH` (error messages)
+    per_class_unit: str = "share"  # what `images-per-class=N` counts (itl.subsets): SHARE,
+    # N/1000 of its largest class (a stand-in for ImageNet); IMAGES, N images (ImageNet itself)
 
     origin: ClassVar[str] = PREPARED  # PREPARED by `itl data prepare`, GENERATED, or PLANNED
 

@@ -1,6 +1,6 @@
-"""The paper scale's data sets (paper Section 3: ImageNet-1k as the source; PASCAL VOC 2007
-detection and SUN397 as targets), declared so that `itl data status` and the paper scale's
-errors can say what each expects. itl cannot prepare or read them yet: the module that supports
+"""The paper scale's data sets (paper Section 3: PASCAL VOC 2007 detection and SUN397 as targets;
+ImageNet-1k, the source, has its own module), declared so that `itl data status` and the paper
+scale's errors can say what each expects. itl cannot prepare or read them yet: the module that supports
 one replaces its entry here.
 """
 from __future__ import annotations
@@ -36,13 +36,6 @@ class Planned(Dataset):
 
 
 ENTRIES = (
-    Planned(name="imagenet-1k", kind=CLASSIFICATION, metric=TOP1,
-            classes=None, class_ids="wnid",  # the 1000 of itl.labels.imagenet1k_wnids()
-            splits=("train", "test"),  # test: ILSVRC2012's 50,000 validation images
-            archives=(  # torchvision.datasets.ImageNet's ARCHIVE_META
-                Archive("ILSVRC2012_img_train.tar", md5="1d675b47d978889d74fa0da5fadfb00e"),
-                Archive("ILSVRC2012_img_val.tar", md5="29b22e2961454d5413ddabcf34fc5622"),
-                Archive("ILSVRC2012_devkit_t12.tar.gz", md5="fa75699e90414af021442c21a62c3abf"))),
     Planned(name="voc2007", kind=DETECTION, metric=VOC07_MAP,
             classes=("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
                      "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
