@@ -253,8 +253,8 @@ def test_every_entry_says_what_its_data_set_is():
                 assert list(e.classes) == sorted(e.classes), name
             if e.class_ids == "wnid":
                 assert all(len(w) == 9 and w[0] == "n" and w[1:].isdigit() for w in e.classes)
-        if e.origin == entry.PREPARED:
-            assert e.shards and e.shard_files and e.fix, name
+        if e.origin == entry.PREPARED:  # from shards, or the original archives
+            assert (e.shards and e.shard_files or e.archives) and e.fix, name
         if e.origin == entry.PLANNED:
             assert e.archives and all(a.name for a in e.archives), name
     for s in scales.SCALES.values():  # every data set a scale reads is an entry
@@ -320,7 +320,9 @@ def test_status_lists_every_data_set_of_every_scale_and_writes_nothing(data_dir,
         rows["small", "tiny-imagenet-200"]
     assert rows["small", "bccd"].startswith("missing: run `itl data prepare bccd --from PATH`")
     assert rows["paper", "imagenet-1k"] == (
-        "not supported yet: expects the original ILSVRC2012_img_train.tar (md5 "
+        "missing: run `itl data prepare imagenet-1k --from PATH` with PATH the folder holding "
+        "ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz (or "
+        "train/<wnid>/ and val/<wnid>/); it expects the original ILSVRC2012_img_train.tar (md5 "
         "1d675b47d978889d74fa0da5fadfb00e), ILSVRC2012_img_val.tar (md5 "
         "29b22e2961454d5413ddabcf34fc5622), ILSVRC2012_devkit_t12.tar.gz (md5 "
         "fa75699e90414af021442c21a62c3abf)")

@@ -177,7 +177,7 @@ def test_reproduce_without_the_scales_data_names_the_command_that_prepares_it(ca
                     "itl data prepare tiny-imagenet-200 --from PATH",
                     "itl data prepare cifar-10 --from PATH")
     _one_line_error(capsys, ["reproduce", "--scale", "paper", "-n", "0"],
-                    "imagenet-1k", "no loader")
+                    "sun397", "no loader")
 
 
 def test_a_closed_pipe_and_an_unknown_section_give_no_traceback(tmp_path):
@@ -224,7 +224,7 @@ def test_at_paper_scale_collection_skips_naming_the_missing_loaders(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     assert "test_section6_more_data.py::test_condition[unavailable-seed0]" in r.stdout
     from itl import pytest_plugin
-    assert "needs imagenet-1k, sun397, voc2007, which itl has no loader for yet" in \
+    assert "needs sun397, voc2007, which itl has no loader for yet" in \
         pytest_plugin.missing_data(scales.get("paper"))
 
 
