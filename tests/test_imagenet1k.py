@@ -370,3 +370,17 @@ def test_a_staging_folder_is_where_shards_are_written(tmp_path, data_dir, monkey
     monkeypatch.setattr(shards.Writer, "add", add)
     datasets.prepare("imagenet-1k", _folders(tmp_path / "extracted"))
     assert seen and all(s.startswith(staging.STAGING) for s in seen)
+
+
+def test_the_cli_prepares_at_256_px_and_refuses_another_size(tmp_path, data_dir, monkeypatch,
+                                                              capsys):
+    _miniature(monkeypatch)
+    root = _folders(tmp_path / "extracted")
+    assert cli.main(["data", "prepare", "imagenet-1k", "--from", str(root), "--size", "64"]) == 2
+    assert "imagenet-1k is prepared at 256 px only (Caffe's 256 x 256), not 64: leave out " \
+           "--size" in capsys.readouterr().err
+    _nothing_prepared(data_dir)
+    assert cli.main(["data", "prepare", "imagenet-1k", "--from", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "imagenet-1k train: 9 images, 3 classes, (3, 256, 256)" in out
+    assert "imagenet-1k test: 6 images, 3 classes, (3, 256, 256)" in out

@@ -50,12 +50,12 @@ def names(origin: str | None = None) -> list[str]:
     return [n for n, e in REGISTRY.items() if origin is None or e.origin == origin]
 
 
-def prepare(name: str, source: Path, size: int = records.SIZE) -> Path:
-    """`itl data prepare NAME --from SOURCE` (at `size` px and every size of records.SIZES):
-    returns the prepared folder."""
+def prepare(name: str, source: Path, size: int | None = None) -> Path:
+    """`itl data prepare NAME --from SOURCE` (at `size` px, None: the data set's default, and
+    every size of records.SIZES): returns the prepared folder."""
     entry = REGISTRY.get(name)
     if entry is None or entry.origin == GENERATED:
         why = "" if entry is None else f" ({name} is generated on first use)"
         raise DataError(f"unknown data set {name!r} to prepare{why}: choose one of "
                         f"{', '.join(names(PREPARED))}")
-    return entry.prepare(Path(source), size)
+    return entry.prepare(Path(source)) if size is None else entry.prepare(Path(source), size)

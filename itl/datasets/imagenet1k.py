@@ -61,7 +61,10 @@ class ImageNet1k(Dataset):
     def prepare(self, source: Path, size: int = SIZE) -> Path:
         """Verify `source` (the official archives' folder, or the extracted layout), check it
         is ImageNet-1k, decode and warp every image into shards; returns the prepared folder.
-        Always at 256 px, whatever `size` (`itl data prepare`'s default is 64)."""
+        At 256 px only (Caffe's), refused at any other `size` before anything is read."""
+        if size != SIZE:
+            raise DataError(f"{self.name} is prepared at {SIZE} px only (Caffe's 256 x 256), not "
+                            f"{size}: leave out --size")
         source, top = sources.checked(self.name, source)
         if not source.is_dir():
             raise DataError(f"{source} is a file: pass the folder holding {TRAIN}, {VAL} and "
