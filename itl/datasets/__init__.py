@@ -11,8 +11,9 @@ is prepared, verified and read. Adding a data set means adding one module here t
 The modules beside the data sets hold what they share: `images` (ImageSet, DataError, reading an
 image or a cache), `checksums` (SHA256SUMS, archive md5), `sources` (what `--from PATH` may be),
 `staging` (build, then rename into place), `records` (source.json, the caches and their
-fingerprints), `identity` (is a source the data set it is offered as?), `layouts` (reading
-unpacked class folders). None of them imports this registry, nor any data set module.
+fingerprints), `shards` (a set too large for memory, as shard files that stream), `identity`
+(is a source the data set it is offered as?), `layouts` (reading unpacked class folders). None
+of them imports this registry, nor any data set module.
 """
 from __future__ import annotations
 
