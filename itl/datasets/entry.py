@@ -86,9 +86,9 @@ class Dataset:
 
     origin: ClassVar[str] = PREPARED  # PREPARED by `itl data prepare`, GENERATED, or PLANNED
 
-    def prepare(self, source: Path, size: int) -> Path:
+    def prepare(self, source: Path, size: int | None = None) -> Path:
         """Verify and unpack `source`, check it is this data set, install it under ITL_DATA;
-        returns its folder."""
+        returns its folder. `size`: px of its caches (leave it out: the kind's default)."""
         raise DataError(f"data set {self.name!r} is not prepared by `itl data prepare`")
 
     def load(self, split: str, size: int | None = None) -> ImageSet:

@@ -1,7 +1,7 @@
 """The paper scale's data sets (paper Section 3: PASCAL VOC 2007 detection and SUN397 as targets;
 ImageNet-1k, the source, has its own module), declared so that `itl data status` and the paper
-scale's errors can say what each expects. itl cannot prepare or read them yet: the module that supports
-one replaces its entry here.
+scale's errors can say what each expects. itl cannot prepare or read them yet: the module that
+supports one replaces its entry here.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class Planned(Dataset):
     """A data set itl will support, with the files it will expect."""
     origin: ClassVar[str] = PLANNED
 
-    def prepare(self, source: Path, size: int) -> Path:
+    def prepare(self, source: Path, size: int | None = None) -> Path:
         raise DataError(f"itl cannot prepare {self.name} yet (it expects "
                         f"{self.expects()}): run the smoke or small scale")
 
