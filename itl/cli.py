@@ -226,8 +226,8 @@ def parser() -> argparse.ArgumentParser:
     dp.add_argument("name", help=" | ".join(datasets.names(PREPARED)))
     dp.add_argument("--from", dest="source", required=True,
                     help="a folder of shards with SHA256SUMS, the original archive, or a folder")
-    dp.add_argument("--size", type=_whole(8, 1024, "an image size"), default=64,
-                    help="cached image size in pixels")
+    dp.add_argument("--size", type=_whole(8, 1024, "an image size"), default=None,
+                    help="cached image size in pixels (default 64; imagenet-1k: 256 only)")
     dp.set_defaults(fn=cmd_data_prepare)
     ds = dsub.add_parser("status", help="every data set of every scale: present and verified, "
                          "failing verification, or missing (and how to prepare it)")

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import torch
 
-from itl import labels, paths, rng, wordnet
+from itl import datasets, labels, paths, rng, wordnet
 from itl import data
+from itl.datasets.entry import IMAGES
 from itl.data import ImageSet
 
 FULL_IMAGES_PER_CLASS = 1000  # the paper's unit: ImageNet has ~1000 training images per class
@@ -114,6 +115,15 @@ def _parse(text: str) -> tuple[str, dict]:
     raise SubsetError(f"bad subset {text!r}: known rules are {', '.join(RULES)}")
 
 
+def counts_images(dataset: str) -> bool:
+    """Whether `images-per-class=N` on `dataset` ("a+b": its first part; "name:view") means N
+    images per class (ImageNet-1k itself: the paper's units), not N/1000 of its largest class
+    (a stand-in); the data set's entry says which (`Dataset.per_class_unit`)."""
+    base = dataset.split("+")[0].partition(":")[0]
+    entry = datasets.REGISTRY.get(base)
+    return entry is not None and entry.per_class_unit == IMAGES
+
+
 def per_class_count(paper_images: int, full: int) -> int:
     """The analogue of `paper_images` of the paper's 1000 images per class, for a data set with
     `full` images per class (at least one image)."""
@@ -170,7 +180,9 @@ def build(text: str, source: ImageSet, dataset: str, seed: int,
     """The manifest of rule `text` over `source` (a train split) whose first `main` classes
     (default: all) are the main set and the rest are held out for the `extra` rule. Images per
     class are drawn per class from a permutation seeded by (seed, class), so smaller subsets are
-    nested in larger ones: 50 images per class are the first 50 of the 125."""
+    nested in larger ones: 50 images per class are the first 50 of the 125. N images per class
+    are N of the paper's 1000 (on ImageNet-1k: N images; a class with fewer keeps all of its),
+    or the same share of a stand-in's largest class (`counts_images`)."""
     rule, params = parse_rule(text)
     main = len(source.classes) if main is None else main
     leaves, extra = list(source.classes[:main]), list(source.classes[main:])
@@ -178,6 +190,7 @@ def build(text: str, source: ImageSet, dataset: str, seed: int,
     order = {c: i for i, c in enumerate(source.classes)}
     classes = sorted(set(label_of.values()), key=lambda c: (c not in order, order.get(c, 0), c))
     counts = torch.bincount(source.y, minlength=len(source.classes))
+    full = FULL_IMAGES_PER_CLASS if counts_images(dataset) else int(counts.max())
     chosen = []
     for k, leaf in enumerate(source.classes):
         if leaf not in label_of:
@@ -185,7 +198,7 @@ def build(text: str, source: ImageSet, dataset: str, seed: int,
         perm = _per_class_permutation(source.y, k, seed)
         n = len(perm)
         if "images_per_class" in params:
-            n = per_class_count(params["images_per_class"], int(counts.max()))
+            n = per_class_count(params["images_per_class"], full)
         chosen.append(perm[:n])
     indices = sorted(torch.cat(chosen).tolist())
     m = Manifest(dataset, rule, params, seed, classes, label_of, indices)

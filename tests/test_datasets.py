@@ -202,7 +202,7 @@ def test_itl_has_no_import_cycle():
     for m in graph:  # the shared machinery reads no data set module and not the registry
         if m.startswith("itl.datasets.") and m.rsplit(".", 1)[1] in (
                 "images", "entry", "identity", "checksums", "staging", "records", "layouts",
-                "sources"):
+                "sources", "shards"):
             assert not {d for d in graph[m] if d.startswith("itl.datasets")} - {
                 f"itl.datasets.{n}" for n in ("images", "entry", "identity", "checksums",
                                               "staging", "records", "layouts", "sources")}, m
@@ -326,7 +326,9 @@ def test_status_lists_every_data_set_of_every_scale_and_writes_nothing(data_dir,
         rows["small", "tiny-imagenet-200"]
     assert rows["small", "bccd"].startswith("missing: run `itl data prepare bccd --from PATH`")
     assert rows["paper", "imagenet-1k"] == (
-        "not supported yet: expects the original ILSVRC2012_img_train.tar (md5 "
+        "missing: run `itl data prepare imagenet-1k --from PATH` with PATH the folder holding "
+        "ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz (or "
+        "train/<wnid>/ and val/<wnid>/); it expects the original ILSVRC2012_img_train.tar (md5 "
         "1d675b47d978889d74fa0da5fadfb00e), ILSVRC2012_img_val.tar (md5 "
         "29b22e2961454d5413ddabcf34fc5622), ILSVRC2012_devkit_t12.tar.gz (md5 "
         "fa75699e90414af021442c21a62c3abf)")

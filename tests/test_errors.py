@@ -177,7 +177,7 @@ def test_reproduce_without_the_scales_data_names_the_command_that_prepares_it(ca
                     "itl data prepare tiny-imagenet-200 --from PATH",
                     "itl data prepare cifar-10 --from PATH")
     _one_line_error(capsys, ["reproduce", "--scale", "paper", "-n", "0"],
-                    "imagenet-1k", "no loader")
+                    "sun397", "no loader")
 
 
 def test_a_closed_pipe_and_an_unknown_section_give_no_traceback(tmp_path):

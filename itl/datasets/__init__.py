@@ -11,19 +11,20 @@ is prepared, verified and read. Adding a data set means adding one module here t
 The modules beside the data sets hold what they share: `images` (ImageSet, DataError, reading an
 image or a cache), `checksums` (SHA256SUMS, archive md5), `sources` (what `--from PATH` may be),
 `staging` (build, then rename into place), `records` (source.json, the caches and their
-fingerprints), `identity` (is a source the data set it is offered as?), `layouts` (reading
-unpacked class folders). None of them imports this registry, nor any data set module.
+fingerprints), `shards` (a set too large for memory, as shard files that stream), `identity`
+(is a source the data set it is offered as?), `layouts` (reading unpacked class folders). None
+of them imports this registry, nor any data set module.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from itl.datasets import (bccd, cifar10, planned, records, scene15, smoke, sun397,
+from itl.datasets import (bccd, cifar10, imagenet1k, planned, records, scene15, smoke, sun397,
                           tiny_imagenet, voc2007, voc2012_action, voc_cifar)
 from itl.datasets.entry import GENERATED, PREPARED, Dataset
 from itl.datasets.images import DataError
 
-_MODULES = (smoke, tiny_imagenet, cifar10, scene15, bccd, voc_cifar, voc2007, sun397,
+_MODULES = (smoke, tiny_imagenet, cifar10, scene15, bccd, voc_cifar, imagenet1k, voc2007, sun397,
             voc2012_action, planned)
 
 
@@ -51,12 +52,12 @@ def names(origin: str | None = None) -> list[str]:
     return [n for n, e in REGISTRY.items() if origin is None or e.origin == origin]
 
 
-def prepare(name: str, source: Path, size: int = records.SIZE) -> Path:
-    """`itl data prepare NAME --from SOURCE` (at `size` px and every size of records.SIZES):
-    returns the prepared folder."""
+def prepare(name: str, source: Path, size: int | None = None) -> Path:
+    """`itl data prepare NAME --from SOURCE` (at `size` px, None: the data set's default, and
+    every size of records.SIZES): returns the prepared folder."""
     entry = REGISTRY.get(name)
     if entry is None or entry.origin == GENERATED:
         why = "" if entry is None else f" ({name} is generated on first use)"
         raise DataError(f"unknown data set {name!r} to prepare{why}: choose one of "
                         f"{', '.join(names(PREPARED))}")
-    return entry.prepare(Path(source), size)
+    return entry.prepare(Path(source)) if size is None else entry.prepare(Path(source), size)

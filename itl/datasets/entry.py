@@ -25,6 +25,7 @@ VOC07_MAP = "mAP (VOC 2007 11-point, IoU 0.5)"  # itl.detection.evaluate
 MEAN_AP = "mean AP over classes"  # VOC 2012 action classification
 
 PREPARED, GENERATED, PLANNED = "prepared", "generated", "planned"  # Dataset.origin
+SHARE, IMAGES = "share", "images"  # Dataset.per_class_unit
 
 # Status.state, as `itl data status` prints it
 VERIFIED = "present, verified"
@@ -81,12 +82,14 @@ class Dataset:
     archives: tuple[Archive, ...] = ()  # the original distribution's files, as published
     fix: str = ""  # the PATH to give `itl data prepare NAME --from PATH` (error messages)
     train_split: str = "train"  # the split a detection target is fine-tuned on (scored on test)
+    per_class_unit: str = "share"  # what `images-per-class=N` counts (itl.subsets): SHARE,
+    # N/1000 of its largest class (a stand-in for ImageNet); IMAGES, N images (ImageNet itself)
 
     origin: ClassVar[str] = PREPARED  # PREPARED by `itl data prepare`, GENERATED, or PLANNED
 
-    def prepare(self, source: Path, size: int) -> Path:
+    def prepare(self, source: Path, size: int | None = None) -> Path:
         """Verify and unpack `source`, check it is this data set, install it under ITL_DATA;
-        returns its folder."""
+        returns its folder. `size`: px of its caches (leave it out: the kind's default)."""
         raise DataError(f"data set {self.name!r} is not prepared by `itl data prepare`")
 
     def load(self, split: str, size: int | None = None) -> ImageSet:
