@@ -52,7 +52,7 @@ def _sealed(m: Manifest) -> Manifest:
 
 
 RULES = ("full", "images-per-class=N", "classes=N", "labels=SCHEME:K", "without=TARGET",
-         "split=random|minimal:a|b", "budget=CxN", "extra=K")
+         "split=random|minimal:a|b", "budget=CxN", "extra=K", "holdout=K")
 
 
 def _int(text: str, rule: str, lo: int, hi: int) -> int:
@@ -107,6 +107,8 @@ def _parse(text: str) -> tuple[str, dict]:
         return name, {"kind": kind, "half": half}
     if name == "extra":
         return name, {"extra_classes": _int(value, text, 1, 10**6)}
+    if name == "holdout":
+        return name, {"held_out": _int(value, text, 1, 10**6)}
     if name == "budget":
         c, _, n = value.partition("x")
         return name, {"classes": _int(c, text, 2, labels.IMAGENET_CLASSES),
@@ -136,10 +138,24 @@ def _random_classes(leaves: list[str], n: int, seed: int) -> list[str]:
     return sorted(leaves[i] for i in order[:n])
 
 
+def _base(dataset: str) -> str:
+    return dataset.partition("+")[0].partition(":")[0]
+
+
 def _label_map(rule: str, params: dict, leaves: list[str], seed: int,
-               extra: list[str]) -> dict[str, str]:
+               extra: list[str], dataset: str) -> dict[str, str]:
     """Which leaf classes are kept, and the training class of each."""
     h = wordnet.load()
+    if rule == "holdout":  # Section 6 at paper scale: the source without its extra classes
+        base = _base(dataset)
+        if base not in labels.HELD_OUT:
+            raise SubsetError(f"holdout={params['held_out']}: {base} holds no classes out "
+                              f"(only {', '.join(labels.HELD_OUT)} do)")
+        out = set(labels.held_out(base, leaves))
+        if len(out) != params["held_out"]:
+            raise SubsetError(f"holdout={params['held_out']}: {base} holds {len(out)} classes "
+                              f"out (itl.labels.HELD_OUT): use holdout={len(out)}")
+        return {c: c for c in leaves if c not in out}
     if rule == "extra":
         if params["extra_classes"] > len(extra):
             raise SubsetError(f"extra={params['extra_classes']}: only {len(extra)} held-out "
@@ -170,11 +186,13 @@ def build(text: str, source: ImageSet, dataset: str, seed: int,
     """The manifest of rule `text` over `source` (a train split) whose first `main` classes
     (default: all) are the main set and the rest are held out for the `extra` rule. Images per
     class are drawn per class from a permutation seeded by (seed, class), so smaller subsets are
-    nested in larger ones: 50 images per class are the first 50 of the 125."""
+    nested in larger ones: 50 images per class are the first 50 of the 125. N images per class
+    are N of the paper's 1000 scaled to the largest class (Tiny ImageNet: 500 -> 250), except on
+    ImageNet-1k itself (labels.IMAGENET_1K), where 500 is 500 images (1000 is the full set)."""
     rule, params = parse_rule(text)
     main = len(source.classes) if main is None else main
     leaves, extra = list(source.classes[:main]), list(source.classes[main:])
-    label_of = _label_map(rule, params, leaves, seed, extra)
+    label_of = _label_map(rule, params, leaves, seed, extra, dataset)
     order = {c: i for i, c in enumerate(source.classes)}
     classes = sorted(set(label_of.values()), key=lambda c: (c not in order, order.get(c, 0), c))
     counts = torch.bincount(source.y, minlength=len(source.classes))
@@ -184,8 +202,9 @@ def build(text: str, source: ImageSet, dataset: str, seed: int,
             continue
         perm = _per_class_permutation(source.y, k, seed)
         n = len(perm)
-        if "images_per_class" in params:
-            n = per_class_count(params["images_per_class"], int(counts.max()))
+        if "images_per_class" in params:  # ImageNet-1k's in the paper's own units: 500 is 500
+            n = (params["images_per_class"] if _base(dataset) in labels.IMAGENET_1K
+                 else per_class_count(params["images_per_class"], int(counts.max())))
         chosen.append(perm[:n])
     indices = sorted(torch.cat(chosen).tolist())
     m = Manifest(dataset, rule, params, seed, classes, label_of, indices)

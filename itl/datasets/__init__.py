@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from itl.datasets import bccd, cifar10, planned, records, scene15, smoke, tiny_imagenet, voc_cifar
+from itl.datasets import (bccd, cifar10, imagenet64, planned, records, scene15, smoke,
+                          tiny_imagenet, voc_cifar)
 from itl.datasets.entry import GENERATED, PREPARED, Dataset
 from itl.datasets.images import DataError
 
-_MODULES = (smoke, tiny_imagenet, cifar10, scene15, bccd, voc_cifar, planned)
+_MODULES = (smoke, tiny_imagenet, cifar10, scene15, bccd, voc_cifar, imagenet64, planned)
 
 
 def _registry() -> dict[str, Dataset]:
