@@ -127,14 +127,15 @@ SCALES = {
                                   "training images per class)"},
         # Protocol (not yet piloted; README, "The imagenet64 scale"): the small scale's strided
         # CNN at twice the width (64-128-256-512 channels, 2.1 M parameters with the 1000-class
-        # head; 97 MMAC per 64-px image), 30 epochs of the full source at batch 256, lr 0.2 (the small scale's
-        # 0.1 per 128 images, scaled linearly), dropped by 10 at 50% and 75%; bf16 autocast.
+        # head; 97 MMAC per 64-px image), 30 epochs of the full source at batch 256, lr 0.2
+        # (the small scale's 0.1 per 128 images, scaled linearly), dropped by 10 at 50% and
+        # 75%; bf16 autocast.
         # Cost estimate for one pre-training on one H100: 30 x 1.28 M = 38.4 M images x 0.6
         # GFLOP (forward and backward) = 2.3e16 FLOP, about 40 min at a sustained 10 TFLOP/s
         # (small convolutions in eager PyTorch reach a few % of the 990 TFLOP/s peak); the
-        # host must feed 10.7 k images/s, within reach of one batch_indices permutation
-        # (1.28 M, ~10-15 ms) per step of 256. So about 1 GPU-hour per pre-training, about 60
-        # for the 19 conditions x 3 seeds.
+        # host must feed 10.7 k images/s (42 steps/s), so the 1.28 M-image permutation is drawn
+        # once per epoch (train._order), not once per step. So about 1 GPU-hour per
+        # pre-training, about 55 for the 18 distinct conditions x 3 seeds. Not yet measured.
         pretrain=PretrainConfig(model="strided_cnn_w64", epochs=30, batch_size=256, lr=0.2,
                                 bf16=True),
         finetune=FinetuneConfig(epochs=10, batch_size=64, lr=0.01, bf16=True, repeats=2),
