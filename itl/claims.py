@@ -460,14 +460,20 @@ SECTION5_6B = Claim(
 
 
 def _extra(scale: scales.Scale) -> str:
+    """The condition that differs from the full source by the extra classes: the source plus
+    them (`extra=K`), or, where they are part of the full source, the source without them
+    (`holdout=K`; the paper scale's stand-in, docs/paper-protocol.md section 5)."""
     if scale.extra is None:
         raise ValueError(f"scale {scale.name} names no held-out extra classes")
-    return f"extra={len(labels.dataset_leaves(scale.extra))}"
+    k = len(labels.dataset_leaves(scale.extra))
+    return f"holdout={k}" if scale.extra_in_source else f"extra={k}"
 
 
 def _section6(r: dict, scale: scales.Scale, metric: str) -> list[float]:
     x = _extra(scale)
-    return [transfer_kept(r, x, s, metric) - 100 for s in _seeds(r, FULL, x)]
+    less, more = (x, FULL) if scale.extra_in_source else (FULL, x)
+    return [share(r[more][s][metric], r[pipeline.RANDOM][s][metric], r[less][s][metric]) - 100
+            for s in _seeds(r, FULL, x)]
 
 
 SECTION6 = Claim(

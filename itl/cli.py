@@ -38,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _scale(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", default=None,
-                   help="smoke (default, or the ITL_SCALE variable) | small | paper")
+                   help="smoke (default, or the ITL_SCALE variable) | small | imagenet64 | paper")
 
 
 def _whole(lo: int, hi: int, what: str):

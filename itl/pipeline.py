@@ -24,6 +24,10 @@ def source_name(scale: scales.Scale, subset: str) -> str:
     if subset.startswith("extra="):
         if scale.extra is None:
             raise subsets.SubsetError(f"scale {scale.name} has no held-out extra classes")
+        if scale.extra_in_source:
+            raise subsets.SubsetError(f"at the {scale.name} scale Section 6's extra classes are "
+                                      "part of the full source: its smaller condition is "
+                                      "holdout=K, not extra=K")
         return f"{scale.source}+{scale.extra}"
     return scale.source
 

@@ -19,7 +19,8 @@ UNAVAILABLE = (data.DataError, subsets.SubsetError, ValueError, KeyError, FileNo
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--scale", default=None,
-                     help="experiment scale: smoke (default, or ITL_SCALE), small or paper")
+                     help="experiment scale: smoke (default, or ITL_SCALE), small, imagenet64 "
+                          "or paper")
     parser.addoption("--detection", default=None,
                      help="off: leave the scale's detection targets unrun (CPU); claims are "
                           "then judged on the first classification target (default: "
@@ -80,7 +81,9 @@ def missing_data(scale: scales.Scale) -> str | None:
     if absent:
         return (f"data set(s) {', '.join(e.name for e in absent)} not prepared under "
                 f"{paths.data_dir()} (ITL_DATA): run "
-                + "; ".join(f"`{prepare_command(e.name)}`" for e in absent)
+                + "; ".join(f"`{prepare_command(e.name)}`"
+                            + ("" if e.shards or not e.fix else f" (PATH: {e.fix})")
+                            for e in absent)
                 + (" (or leave detection unrun: --detection off, ITL_DETECTION=off)"
                    if any(e.kind == DETECTION for e in absent) else ""))
     return None

@@ -53,7 +53,7 @@ def _sealed(m: Manifest) -> Manifest:
 
 
 RULES = ("full", "images-per-class=N", "classes=N", "labels=SCHEME:K", "without=TARGET",
-         "split=random|minimal:a|b", "budget=CxN", "extra=K")
+         "split=random|minimal:a|b", "budget=CxN", "extra=K", "holdout=K")
 
 
 def _int(text: str, rule: str, lo: int, hi: int) -> int:
@@ -108,6 +108,8 @@ def _parse(text: str) -> tuple[str, dict]:
         return name, {"kind": kind, "half": half}
     if name == "extra":
         return name, {"extra_classes": _int(value, text, 1, 10**6)}
+    if name == "holdout":
+        return name, {"held_out": _int(value, text, 1, 10**6)}
     if name == "budget":
         c, _, n = value.partition("x")
         return name, {"classes": _int(c, text, 2, labels.IMAGENET_CLASSES),
@@ -146,10 +148,24 @@ def _random_classes(leaves: list[str], n: int, seed: int) -> list[str]:
     return sorted(leaves[i] for i in order[:n])
 
 
+def _base(dataset: str) -> str:
+    return dataset.partition("+")[0].partition(":")[0]
+
+
 def _label_map(rule: str, params: dict, leaves: list[str], seed: int,
-               extra: list[str]) -> dict[str, str]:
+               extra: list[str], dataset: str) -> dict[str, str]:
     """Which leaf classes are kept, and the training class of each."""
     h = wordnet.load()
+    if rule == "holdout":  # Section 6 at paper scale: the source without its extra classes
+        base = _base(dataset)
+        if base not in labels.HELD_OUT:
+            raise SubsetError(f"holdout={params['held_out']}: {base} holds no classes out "
+                              f"(only {', '.join(labels.HELD_OUT)} do)")
+        out = set(labels.held_out(base, leaves))
+        if len(out) != params["held_out"]:
+            raise SubsetError(f"holdout={params['held_out']}: {base} holds {len(out)} classes "
+                              f"out (itl.labels.HELD_OUT): use holdout={len(out)}")
+        return {c: c for c in leaves if c not in out}
     if rule == "extra":
         if params["extra_classes"] > len(extra):
             raise SubsetError(f"extra={params['extra_classes']}: only {len(extra)} held-out "
@@ -186,7 +202,7 @@ def build(text: str, source: ImageSet, dataset: str, seed: int,
     rule, params = parse_rule(text)
     main = len(source.classes) if main is None else main
     leaves, extra = list(source.classes[:main]), list(source.classes[main:])
-    label_of = _label_map(rule, params, leaves, seed, extra)
+    label_of = _label_map(rule, params, leaves, seed, extra, dataset)
     order = {c: i for i, c in enumerate(source.classes)}
     classes = sorted(set(label_of.values()), key=lambda c: (c not in order, order.get(c, 0), c))
     counts = torch.bincount(source.y, minlength=len(source.classes))

@@ -43,14 +43,25 @@ def decode(f: Path, size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     return img, shape
 
 
+def resized(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """uint8 images at size x size px (bilinear; antialiased when shrinking), `chunk` images at
+    a time so that a million images never exist as floats at once; `x` itself at its own size."""
+    if tuple(x.shape[-2:]) == (size, size):
+        return x
+    out = torch.empty((len(x), x.shape[1], size, size), dtype=torch.uint8)
+    shrink = size < min(x.shape[-2:])
+    for i in range(0, len(x), chunk):
+        out[i:i + chunk] = F.interpolate(
+            x[i:i + chunk].float(), size=(size, size), mode="bilinear", align_corners=False,
+            **({"antialias": True} if shrink else {})).round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
 def decoded(part: Split, size: int, what: str) -> tuple[ImageSet, set[tuple[int, int]]]:
     """The split's images at `size` px, and the sizes the originals had."""
-    if part.x is not None:
-        x = part.x
-        if size != 32:
-            x = F.interpolate(x.float(), size=(size, size), mode="bilinear",
-                              align_corners=False).round().clamp(0, 255).to(torch.uint8)
-        return ImageSet(x, part.y, part.classes), {tuple(part.x.shape[-2:])}
+    if part.x is not None:  # images already decoded (CIFAR-10's 32 px, ImageNet64's 64 px)
+        return ImageSet(resized(part.x, size), part.y, part.classes), \
+            {tuple(part.x.shape[-2:])}
     if not part.files:
         raise DataError(f"no images found for {what}")
     xs, shapes = [], set()
