@@ -177,7 +177,8 @@ def test_reproduce_without_the_scales_data_names_the_command_that_prepares_it(ca
                     "itl data prepare tiny-imagenet-200 --from PATH",
                     "itl data prepare cifar-10 --from PATH")
     _one_line_error(capsys, ["reproduce", "--scale", "paper", "-n", "0"],
-                    "sun397", "no loader")
+                    "itl data prepare imagenet-1k --from PATH", "ILSVRC2012_img_train.tar",
+                    "itl data prepare sun397 --from PATH", "itl data prepare voc2007 --from PATH")
 
 
 def test_a_closed_pipe_and_an_unknown_section_give_no_traceback(tmp_path):
@@ -219,14 +220,14 @@ def test_at_small_without_its_data_every_section_collects_and_skips_naming_the_f
     assert not (tmp_path / "reports").exists() and list(empty.iterdir()) == []
 
 
-def test_at_paper_scale_collection_skips_naming_the_missing_loaders(tmp_path):
+def test_at_paper_scale_collection_skips_naming_what_to_prepare(tmp_path):
     r = _pytest(tmp_path, "--scale", "paper", "--collect-only")
     assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr, r.stdout + r.stderr
     # Section 6's stand-in needs no second data set: its conditions are listed (and skipped)
     assert "test_section6_more_data.py::test_condition[holdout=229-seed0]" in r.stdout
     from itl import pytest_plugin
-    assert "needs imagenet-1k, which itl has no loader for yet" in \
-        pytest_plugin.missing_data(scales.get("paper"))
+    why = pytest_plugin.missing_data(scales.get("paper"))
+    assert "itl data prepare imagenet-1k --from PATH" in why and "SUN397.tar.gz" in why, why
 
 
 def test_a_bad_variable_stops_pytest_with_one_usage_error(tmp_path):

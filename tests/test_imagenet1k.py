@@ -188,7 +188,8 @@ def test_status_shows_the_prepared_set_verified_and_a_damaged_shard_failing(
     datasets.prepare("imagenet-1k", _folders(tmp_path / "extracted"))
     assert cli.main(["data", "status", "--scale", "paper"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if " imagenet-1k " in x)
-    assert f"imagenet-1k  {VERIFIED}: 9 train and 6 test images, 3 classes, at 256x256 px " \
+    assert line.split()[:2] == ["paper", "imagenet-1k"]
+    assert f"{VERIFIED}: 9 train and 6 test images, 3 classes, at 256x256 px " \
            "in 2 shards" in line and "GB on disk; from folder" in line
     with (data_dir / "imagenet-1k" / "train-000.u8").open("ab") as f:
         f.write(b"\0")

@@ -86,11 +86,11 @@ def fake_training(monkeypatch):
     monkeypatch.setattr(train, "pretrain", lambda cfg, tr, te, full, seed, d, label="": {
         "source_top1": _top1(label), "classes": len(tr.classes), "steps": 1})
     monkeypatch.setattr(pipeline, "_pretrained_net", lambda scale, run: run)
-    monkeypatch.setattr(transfer, "finetune", lambda net, model, tr, te, st, seed: {
+    monkeypatch.setattr(transfer, "finetune", lambda net, model, tr, te, st, seed, *_: {
         "top1": _top1(net, "finetune", seed)})
-    monkeypatch.setattr(transfer, "linear_probe", lambda net, tr, te, st, seed: {
+    monkeypatch.setattr(transfer, "linear_probe", lambda net, tr, te, st, seed, *_: {
         "top1": _top1(net, "linear", seed, len(tr.classes))})
-    monkeypatch.setattr(transfer, "knn", lambda net, tr, te, st: {
+    monkeypatch.setattr(transfer, "knn", lambda net, tr, te, st, *_: {
         "top1": _top1(net, "knn", len(tr.classes))})
 
 
