@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from itl import data, models, rng
+from itl import data, models, rng, runs
 from itl.datasets.images import decode_rgb
 from itl.datasets.voc import Annotation, iou, read_voc
 
@@ -136,8 +136,7 @@ ADDED = ("steps", "lr_step", "min_size", "max_size", "pre_nms", "post_nms", "box
 def config_dict(cfg: DetectConfig) -> dict:
     """`cfg` as plain data for the run store's key: every field, except the ADDED ones that
     still hold their default, so that detection runs stored before them keep their hashes."""
-    default = {f.name: f.default for f in fields(DetectConfig)}
-    return {k: v for k, v in asdict(cfg).items() if k not in ADDED or v != default[k]}
+    return runs.key_settings(cfg, ADDED)
 
 
 def schedule(cfg: DetectConfig, images: int) -> tuple[int, tuple[int, ...]]:

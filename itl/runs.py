@@ -16,6 +16,7 @@ read-only store.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,6 +35,14 @@ from itl import devices, paths
 
 HASH_CHARS = 20  # hex characters of a config's sha256 that name its run folder
 
+
+def key_settings(cfg, added: tuple[str, ...]) -> dict:
+    """Settings dataclass `cfg` as plain data for a run's key: every field, except those in
+    `added` (fields newer than the store's first runs) while they hold their default, so that
+    runs stored before those fields existed keep their hashes (tests pin them)."""
+    default = {f.name: f.default for f in dataclasses.fields(cfg)}
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in added or v != default[k]}
 
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:HASH_CHARS]

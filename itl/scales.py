@@ -60,6 +60,14 @@ class Scale:
 
 
 CIFAR_TARGET = "cifar-10|images-per-class=40"  # 200 of CIFAR-10's 5,000 per class
+SMALL_TARGETS = (CIFAR_TARGET, "15-scene")  # the small scale's targets (also imagenet64's)
+SMALL_DETECTION = ("voc-cifar", "bccd")
+SMALL_PAPER_TASK = {
+    "voc-cifar": "PASCAL-DET (generated VOC-format set: CIFAR-10 objects on 15-Scene backgrounds)",
+    "bccd": "PASCAL-DET, out of domain (BCCD blood-cell detection)",
+    "15-scene": "SUN-CLS",
+    CIFAR_TARGET: "object classification (CIFAR-10 plays PASCAL's role, 200 training images per "
+                  "class)"}
 
 # Fine-tuning CaffeNet at paper scale (docs/paper-protocol.md sections 2-4, "decision"): Caffe's
 # way, one setting per target for every condition. 256 px images, a random 227 px crop and
@@ -93,14 +101,7 @@ SCALES = {
         # PASCAL VOC 2007's 5,011 trainval images over 20 classes, the low-data regime where
         # pre-training matters; all 10,000 test images. It comes first: it plays PASCAL's role
         # (Section 5.6a removes its classes), so claims are judged on it when detection is off.
-        targets=(CIFAR_TARGET, "15-scene"),
-        detection=("voc-cifar", "bccd"),
-        paper_task={"voc-cifar": "PASCAL-DET (generated VOC-format set: CIFAR-10 objects on "
-                                 "15-Scene backgrounds)",
-                    "bccd": "PASCAL-DET, out of domain (BCCD blood-cell detection)",
-                    "15-scene": "SUN-CLS",
-                    CIFAR_TARGET: "object classification (CIFAR-10 plays PASCAL's role, 200 "
-                                  "training images per class)"},
+        targets=SMALL_TARGETS, detection=SMALL_DETECTION, paper_task=SMALL_PAPER_TASK,
         # Protocol v2 (pipeline.PROTOCOL 2), one for every condition, chosen by a pilot of the
         # full-data and half-data conditions only (README, "The small-scale protocol"): 32 px
         # (CIFAR-10's own size; Tiny ImageNet area-downsampled), bf16 autocast + channels_last
@@ -158,13 +159,7 @@ SCALES = {
         # as at paper scale: 229 non-PASCAL classes left out of `holdout=229`.
         name="imagenet64", source="imagenet64", extra="imagenet64:extra",
         extra_in_source=True, size=64,
-        targets=(CIFAR_TARGET, "15-scene"), detection=("voc-cifar", "bccd"),
-        paper_task={"voc-cifar": "PASCAL-DET (generated VOC-format set: CIFAR-10 objects on "
-                                 "15-Scene backgrounds)",
-                    "bccd": "PASCAL-DET, out of domain (BCCD blood-cell detection)",
-                    "15-scene": "SUN-CLS",
-                    CIFAR_TARGET: "object classification (CIFAR-10 plays PASCAL's role, 200 "
-                                  "training images per class)"},
+        targets=SMALL_TARGETS, detection=SMALL_DETECTION, paper_task=SMALL_PAPER_TASK,
         # Protocol (not yet piloted; README, "The imagenet64 scale"): the small scale's strided
         # CNN at twice the width (64-128-256-512 channels, 2.1 M parameters with the 1000-class
         # head; 97 MMAC per 64-px image), 30 epochs of the full source at batch 256, lr 0.2

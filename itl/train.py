@@ -18,7 +18,7 @@ import json
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from torch.nn.parallel import DistributedDataParallel
 
-from itl import data, devices, models, paths, rng
+from itl import data, devices, models, paths, rng, runs
 from itl.data import ImageSet
 
 
@@ -68,8 +68,7 @@ def config_dict(cfg: PretrainConfig) -> dict:
     """`cfg` as plain data for the run store's key: every field, except the ADDED ones that
     still hold their default, so that the runs stored before those fields existed keep their
     hashes (tests/test_train.py pins them)."""
-    default = {f.name: f.default for f in fields(PretrainConfig)}
-    return {k: v for k, v in asdict(cfg).items() if k not in ADDED or v != default[k]}
+    return runs.key_settings(cfg, ADDED)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ assertions in the code, each also a test.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-from itl import data, devices, metrics, models, rng, train
+from itl import data, devices, metrics, models, rng, runs, train
 from itl.data import ImageSet
 from itl.datasets.entry import MEAN_AP, TOP1
 
@@ -68,8 +68,7 @@ def finetune_dict(cfg: FinetuneConfig) -> dict:
     """`cfg` as plain data for the run store's key: every field, except the FINETUNE_ADDED ones
     that still hold their default, so that fine-tunings stored before those fields existed keep
     their hashes (tests/test_actsun.py pins them)."""
-    default = {f.name: f.default for f in fields(FinetuneConfig)}
-    return {k: v for k, v in asdict(cfg).items() if k not in FINETUNE_ADDED or v != default[k]}
+    return runs.key_settings(cfg, FINETUNE_ADDED)
 
 
 @dataclass(frozen=True)
