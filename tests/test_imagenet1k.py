@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -247,11 +248,8 @@ def test_a_missing_devkit_names_the_three_archives(tmp_path, data_dir, monkeypat
 
 
 def test_without_scipy_the_devkit_is_one_line_naming_the_fix(tmp_path, data_dir, monkeypatch):
-    try:
-        import scipy  # noqa: F401
-        pytest.skip("scipy is installed: torchvision reads the devkit")
-    except ImportError:
-        pass
+    monkeypatch.setitem(sys.modules, "scipy", None)  # as if it were not installed: importing
+    monkeypatch.setitem(sys.modules, "scipy.io", None)  # it raises ImportError
     src = _archives(tmp_path / "ilsvrc")
     _miniature(monkeypatch, src)
     with pytest.raises(DataError, match=r"needs scipy .*`pip install scipy`, or pass the "
