@@ -8,12 +8,12 @@ data" with "less training". The paper does not say which it held fixed; this is 
 
 Data order and augmentation are pure functions of (seed, step): the images of step s are positions
 [sB, (s+1)B) of an endless stream of seeded permutations of the subset, and the crops and flips of
-step s come from a generator seeded by (seed, s). So a run resumed from its checkpoint (model,
-optimizer, scheduler, RNG state, step) replays exactly what an uninterrupted run does.
+step s come from a generator seeded by (seed, s) (`itl.batches`, which also reads them). So a run
+resumed from its checkpoint (model, optimizer, scheduler, RNG state, step) replays exactly what
+an uninterrupted run does.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import time
@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from torch.nn.parallel import DistributedDataParallel
 
-from itl import data, devices, models, paths, rng, runs
+from itl import batches, data, devices, models, paths, rng, runs
 from itl.data import ImageSet
 
 
@@ -86,26 +86,6 @@ def schedule(cfg: PretrainConfig, full_images: int) -> Schedule:
     return Schedule(steps, per_epoch, tuple(round(f * steps) for f in cfg.lr_drops))
 
 
-@functools.lru_cache(maxsize=2)
-def _order(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The seeded permutation of range(n) of one epoch, drawn once per epoch rather than once
-    per step (ImageNet's 1.28 M images: tens of ms a draw, the whole step budget on a GPU).
-    Read only: callers slice it."""
-    return torch.randperm(n, generator=rng.generator("order", seed, epoch))
-
-
-def batch_indices(n: int, step: int, batch: int, seed: int) -> torch.Tensor:
-    """Positions [step*batch, (step+1)*batch) of the stream of seeded permutations of range(n)."""
-    out, pos = [], step * batch
-    while len(out) < batch:
-        epoch, offset = divmod(pos, n)
-        perm = _order(n, seed, epoch)
-        take = perm[offset: offset + batch - len(out)]
-        out.extend(take.tolist())
-        pos += len(take)
-    return torch.tensor(out)
-
-
 def device() -> torch.device:
     return devices.accel().device
 
@@ -141,22 +121,11 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
     (of their own size, or `crop` px) and flips. Under torchrun each rank takes an equal slice
     of every global batch (same images, same augmentation draws as one process would).
     `loss_fn(outputs, labels)` replaces the cross-entropy (a multi-label target's; its
-    train_top1 is then NaN)."""
+    train_top1 is then NaN). The batches come from `batches.stream`."""
     net.train()
     acc = devices.accel(bf16)
-    r, w = devices.rank(), devices.world()
-    if batch % w:
-        raise ValueError(f"batch size {batch} is not divisible by {w} processes")
-    lo, hi = r * batch // w, (r + 1) * batch // w
-    room = data.crop_room(train.x.shape[-2], train.x.shape[-1], pad, crop)
     loss_sum, correct, seen = 0.0, 0, 0
-    for step in range(first_step, first_step + n_steps):
-        idx = batch_indices(len(train), step, batch, seed)
-        params = data.augment_params(batch, pad, rng.generator("augment", seed, step), room)
-        mine = idx[lo:hi]
-        x = data.apply_augment(train.x[mine.to(train.x.device)], pad, *(p[lo:hi] for p in params),
-                               crop=crop)
-        y = train.y[mine].to(acc.device, non_blocking=True)  # labels stay on the CPU
+    for x, y in batches.stream(train, first_step, n_steps, batch, pad, seed, acc.device, crop):
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
             out = net(_input(x, acc))
             loss = (F.cross_entropy(out.float(), y) if loss_fn is None

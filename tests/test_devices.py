@@ -37,14 +37,16 @@ def test_batch_shards_cover_the_global_batch_with_the_same_augmentation():
 
 
 def test_torchrun_two_processes_match_one_process(tmp_path):
+    """Two ranks, each reading its slice of every batch from shards, train as one process
+    holding the images in memory."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     one = subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=600)
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                           "--nproc_per_node", "2", str(HERE / "ddp_worker.py"),
-                          str(tmp_path / "two")], env=env, capture_output=True, text=True,
-                         timeout=600)
+                          str(tmp_path / "two"), "shards"],
+                         env=env, capture_output=True, text=True, timeout=600)
     assert two.returncode == 0, two.stderr[-3000:]
     a = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)

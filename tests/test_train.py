@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from itl import data, paths, subsets, train
+from itl import batches, data, paths, subsets, train
 from itl.train import PretrainConfig
 
 
@@ -21,10 +21,10 @@ def test_schedule_holds_steps_fixed_whatever_the_subset():
 
 
 def test_batch_indices_walk_seeded_permutations():
-    first = torch.cat([train.batch_indices(10, s, 5, seed=1) for s in range(2)])
+    first = torch.cat([batches.batch_indices(10, s, 5, seed=1) for s in range(2)])
     assert sorted(first.tolist()) == list(range(10))  # one pass over the data in 2 steps
-    assert torch.equal(train.batch_indices(10, 7, 4, 1), train.batch_indices(10, 7, 4, 1))
-    assert not torch.equal(train.batch_indices(10, 0, 10, 1), train.batch_indices(10, 0, 10, 2))
+    assert torch.equal(batches.batch_indices(10, 7, 4, 1), batches.batch_indices(10, 7, 4, 1))
+    assert not torch.equal(batches.batch_indices(10, 0, 10, 1), batches.batch_indices(10, 0, 10, 2))
 
 
 def _tiny():
