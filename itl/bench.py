@@ -5,10 +5,20 @@ and precision. Prints a table and writes it to `reports/benchmarks/`.
 
     python -m itl.bench --scale smoke [--steps 60] [--workers 2]
     python -m itl.bench --scale small --synthetic   # random images of Tiny ImageNet's shape
+    python -m itl.bench --scale paper --synthetic   # the paper's input: 227 px of 256 px
 
 It also projects the seconds of one whole pre-training of the scale (its schedule's steps at
 the measured rate). `--synthetic` times a machine the prepared data cannot reach (a lent GPU):
 random uint8 images in the shape of the scale's source, the same work per step.
+
+At a scale that crops as Caffe does (paper: random 227 px crops of 256 px images, CaffeNet) it
+compares input paths instead (`input_candidates`): generated photo-like JPEGs, written once as
+ImageNet ships them (an ImageFolder tree) and once as itl prepares them (warped to 256 px into
+memory-mapped shards), then itl's path (`itl.batches`: shards read ahead by threads, crops on the
+device; with the images held on the device as the model's ceiling), torchvision's plain loop
+(PIL decoding, Resize, RandomCrop, flip in DataLoader workers) and, on CUDA, nvJPEG decoding on
+the GPU. Beside the table it writes a JSON record (`images_per_s` of the scale's own setting)
+that `itl grid` reads for its GPU-hour estimate.
 """
 from __future__ import annotations
 
@@ -17,6 +27,8 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +38,8 @@ import torchvision
 from tabulate import tabulate
 from torchvision import transforms
 
-from itl import data, devices, models, paths, pipeline, runs, scales, subsets, train
+from itl import batches, data, devices, models, paths, pipeline, runs, scales, subsets, train
+from itl.datasets import imagenet1k, shards
 
 
 def _model(scale: scales.Scale, n_classes: int, acc: devices.Accel,
@@ -86,7 +99,6 @@ def folder_loop(scale: scales.Scale, images: data.ImageSet, steps: int, warmup: 
                 workers: int) -> float:
     """Images per second of the textbook loop: PNG files, ImageFolder, DataLoader workers, in
     float32 (torchvision's reference default) on the CPU, bf16 autocast on CUDA."""
-    acc = devices.accel()
     cfg = scale.pretrain
     size = images.x.shape[-1]
     with tempfile.TemporaryDirectory() as d:
@@ -94,47 +106,66 @@ def folder_loop(scale: scales.Scale, images: data.ImageSet, steps: int, warmup: 
         tf = transforms.Compose([transforms.RandomCrop(size, padding=cfg.crop_pad),
                                  transforms.RandomHorizontalFlip(), transforms.ToTensor(),
                                  transforms.Normalize([data.MEAN] * 3, [data.STD] * 3)])
-        loader = torch.utils.data.DataLoader(
-            torchvision.datasets.ImageFolder(d, transform=tf), batch_size=cfg.batch_size,
-            shuffle=True, num_workers=workers, pin_memory=acc.device.type == "cuda",
-            drop_last=True, persistent_workers=workers > 0)
-        net, opt = _model(scale, len(images.classes), acc)
-        net.train()
+        return plain_loop(scale, Path(d), len(images.classes), tf, steps, warmup,
+                          cfg.batch_size, workers)
 
-        def batches():
-            while True:
-                yield from loader
 
-        it = batches()
-        t = 0.0
-        for step in range(warmup + steps):
-            if step == warmup:
-                _sync()
-                t = time.perf_counter()
-            x, y = next(it)
-            x = x.to(acc.device, non_blocking=True)
-            if acc.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
-                loss = F.cross_entropy(net(x).float(), y.to(acc.device, non_blocking=True))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        _sync()
-        return steps * cfg.batch_size / (time.perf_counter() - t)
+def plain_loop(scale: scales.Scale, root: Path, n_classes: int, tf: Callable, steps: int,
+               warmup: int, batch: int, workers: int) -> float:
+    """Images per second of torchvision's ImageFolder over `root` with transforms `tf` in
+    `workers` DataLoader workers, training the scale's model (bf16 autocast on CUDA)."""
+    acc = devices.accel()
+    loader = torch.utils.data.DataLoader(
+        torchvision.datasets.ImageFolder(str(root), transform=tf), batch_size=batch,
+        shuffle=True, num_workers=workers, pin_memory=acc.device.type == "cuda",
+        drop_last=True, persistent_workers=workers > 0)
+    net, opt = _model(scale, n_classes, acc)
+    net.train()
+
+    def endless():
+        while True:
+            yield from loader
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        x = x.to(acc.device, non_blocking=True)
+        if acc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
+            loss = F.cross_entropy(net(x).float(), y.to(acc.device, non_blocking=True))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return _timed(endless(), step, steps, warmup, batch)
+
+
+def _timed(batches_: Iterator, step: Callable, steps: int, warmup: int, batch: int) -> float:
+    """Images per second of `step` over `steps` batches after `warmup` untimed ones."""
+    t = 0.0
+    for k in range(warmup + steps):
+        if k == warmup:
+            _sync()
+            t = time.perf_counter()
+        step(*next(batches_))
+    _sync()
+    return steps * batch / (time.perf_counter() - t)
 
 
 # (images, classes) of each scale's full source, for --synthetic: Tiny ImageNet's 160-class main
-# set at small (itl.scales); the pixels are the scale's
-SOURCE_SHAPES = {"small": (80_000, 160)}
+# set at small (itl.scales), ImageNet-1k at imagenet64 and paper; the pixels are the scale's
+SOURCE_SHAPES = {"small": (80_000, 160), "imagenet64": (1_281_167, 1000),
+                 "paper": (1_281_167, 1000)}
+SYNTHETIC_MAX = 100_000  # images generated at most (the schedule still counts the real source)
 
 
 def synthetic(scale_name: str, seed: int = 0) -> data.ImageSet:
-    """Random uint8 images and labels in the shape of the scale's full source."""
+    """Random uint8 images and labels in the shape of the scale's full source (at most
+    SYNTHETIC_MAX of them)."""
     if scale_name not in SOURCE_SHAPES:
         raise ValueError(f"no synthetic source for scale {scale_name!r}: choose one of "
                          f"{', '.join(SOURCE_SHAPES)}")
     n, c = SOURCE_SHAPES[scale_name]
+    n = min(n, SYNTHETIC_MAX)
     px = scales.get(scale_name).size or 64
     g = torch.Generator().manual_seed(seed)
     return data.ImageSet(torch.randint(0, 256, (n, 3, px, px), dtype=torch.uint8, generator=g),
@@ -154,6 +185,155 @@ def variants(compile_: bool) -> list[Variant]:
     return out + [Variant(True, True, threads=1)] if compile_ else out
 
 
+# ---------------------------------------------------------------- the paper's input (227 of 256 px)
+
+PHOTO = (375, 500)  # rows x columns of a generated photo: a typical ImageNet JPEG's
+NOT_MEASURED = {  # candidates no run here can time, and why
+    "NVIDIA DALI": "its wheel (several hundred MB) cannot reach the lent GPU machine (64 MiB "
+                   "travels, no internet there)",
+    "WebDataset tar shards": "they hold the same JPEGs, decoded by the same CPU code as the "
+                             "ImageFolder loop; they change how files are fetched from a "
+                             "network file system, which generated data on a local disk "
+                             "cannot show",
+}
+
+
+def _photo(i: int, seed: int) -> torch.Tensor:
+    """A generated photo-like image (smooth colour fields and fine grain, so JPEG compresses it
+    about as it does a photo), uint8 3 x PHOTO, a pure function of (seed, i)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+    low = torch.rand(1, 3, 6, 8, generator=g)
+    img = F.interpolate(low, size=PHOTO, mode="bicubic", align_corners=False)
+    img = img + 0.03 * torch.randn(1, 3, *PHOTO, generator=g)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8)[0]
+
+
+def paper_source(root: Path, n: int, classes: int, seed: int = 0) -> tuple[data.ImageSet, Path]:
+    """`n` generated photos (labels cycling over `classes`) twice, under `root`: as ImageNet
+    ships them, JPEG files (quality 90) in an ImageFolder tree `root/jpeg/<class>/`, and as itl
+    prepares ImageNet-1k, each JPEG decoded and warped to 256 x 256 (`imagenet1k.warp`) into
+    memory-mapped shards (`itl.datasets.shards`). Returns the shards, read as training reads
+    them, and the JPEG folder."""
+    jpeg, folder = root / "jpeg", root / "shards"
+    folder.mkdir(parents=True)
+    for c in range(classes):
+        (jpeg / f"c{c:04d}").mkdir(parents=True)
+
+    def one(i: int) -> tuple[torch.Tensor, int, str]:
+        encoded = torchvision.io.encode_jpeg(_photo(i, seed), quality=90)
+        f = jpeg / f"c{i % classes:04d}" / f"{i:07d}.JPEG"
+        f.write_bytes(encoded.numpy().tobytes())
+        return imagenet1k.warp(f.read_bytes(), f.name), i % classes, f.name
+
+    writer = shards.Writer(folder, "train", (3, imagenet1k.SIZE, imagenet1k.SIZE))
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for image, label, name in pool.map(one, range(n)):
+            writer.add(image, label, name)
+    part = writer.close(classes)
+    rec = {"classes": [f"c{c:04d}" for c in range(classes)], "splits": {"train": part}}
+    return shards.open_split(folder, "generated photos", rec, "train"), jpeg
+
+
+def input_loop(scale: scales.Scale, images: data.ImageSet, steps: int, warmup: int, batch: int,
+               reader: batches.Reader | None) -> float:
+    """Images per second of itl's training step (train.train_one_epoch, the scale's crop) on
+    `images` where they are, read by `reader`; None: all moved to the device first (a set that
+    fits in its memory), the model's ceiling."""
+    cfg = scale.pretrain
+    acc = devices.accel(cfg.bf16)
+    net, opt = _model(scale, len(images.classes), acc)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    if reader is None:
+        images = data.ImageSet(images.x.to(acc.device), images.y, images.classes)
+
+    def run(first: int, n: int) -> None:
+        train.train_one_epoch(net, opt, sched, images, first, n, batch, cfg.crop_pad, 0,
+                              bf16=acc.bf16, crop=cfg.crop, reader=reader or batches.Reader())
+
+    run(0, warmup)
+    _sync()
+    t = time.perf_counter()
+    run(warmup, steps)
+    _sync()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def nvjpeg_loop(scale: scales.Scale, jpeg: Path, steps: int, warmup: int, batch: int) -> float:
+    """Images per second with nvJPEG (torchvision.io.decode_jpeg on the GPU, a batch at a
+    time): JPEG bytes read by the CPU, decoded, warped to 256 x 256, cropped and flipped on the
+    GPU (CUDA only)."""
+    cfg = scale.pretrain
+    acc = devices.accel(cfg.bf16)
+    folder = torchvision.datasets.ImageFolder(str(jpeg))
+    files, labels = [f for f, _ in folder.samples], torch.tensor(folder.targets)
+    net, opt = _model(scale, len(folder.classes), acc)
+    net.train()
+    room = data.crop_room(imagenet1k.SIZE, imagenet1k.SIZE, cfg.crop_pad, cfg.crop)
+
+    def endless() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        step = 0
+        while True:
+            idx = batches.batch_indices(len(files), step, batch, 0)
+            raw = [torchvision.io.read_file(files[i]) for i in idx.tolist()]
+            decoded = torchvision.io.decode_jpeg(raw, device=acc.device)
+            x = torch.stack([F.interpolate(im[None].float(), size=(imagenet1k.SIZE,) * 2,
+                                           mode="bilinear", antialias=True)[0]
+                             for im in decoded]).round().clamp(0, 255).to(torch.uint8)
+            params = data.augment_params(batch, cfg.crop_pad, torch.Generator().manual_seed(step),
+                                         room)
+            yield data.apply_augment(x, cfg.crop_pad, *params, crop=cfg.crop), labels[idx]
+            step += 1
+
+    def one(x: torch.Tensor, y: torch.Tensor) -> None:
+        x = data.to_input(x)
+        if acc.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
+            loss = F.cross_entropy(net(x).float(), y.to(acc.device, non_blocking=True))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return _timed(endless(), one, steps, warmup, batch)
+
+
+def input_candidates(scale: scales.Scale, root: Path, n: int, steps: int, warmup: int,
+                     batch: int, workers: int) -> list[list]:
+    """[candidate, images/s or None, why not measured] of every input path, on one set of
+    generated photos (`paper_source`) under `root`, in this one run."""
+    cfg = scale.pretrain
+    classes = min(n, 1000)
+    images, jpeg = paper_source(root, n, classes)
+    rows = []
+
+    def row(name: str, fn: Callable[[], float]) -> None:
+        rows.append([name, fn(), ""])
+        print(f"{name}: {rows[-1][1]:.0f} img/s", flush=True)
+
+    ahead, cuda = batches.Reader().ahead, torch.cuda.is_available()
+    row(f"itl: shards read ahead ({ahead} threads){', pinned' if cuda else ''}, crops on the "
+        "device",
+        lambda: input_loop(scale, images, steps, warmup, batch, batches.Reader()))
+    row("itl: shards read in the loop (no read-ahead)",
+        lambda: input_loop(scale, images, steps, warmup, batch, batches.Reader(ahead=0)))
+    row(f"itl: images held {'on the GPU' if cuda else 'in memory'} (the model's ceiling; "
+        "ImageNet-1k at 256 px does not fit)", lambda: input_loop(scale, images, steps, warmup, batch, None))
+    if cuda:
+        row("nvJPEG: torchvision.io.decode_jpeg on the GPU, warp and crops on the GPU",
+            lambda: nvjpeg_loop(scale, jpeg, steps, warmup, batch))
+    else:
+        rows.append(["nvJPEG (torchvision.io.decode_jpeg on the GPU)", None, "needs CUDA"])
+    tf = transforms.Compose([transforms.Resize((imagenet1k.SIZE, imagenet1k.SIZE)),
+                             transforms.RandomCrop(cfg.crop), transforms.RandomHorizontalFlip(),
+                             transforms.ToTensor(),
+                             transforms.Normalize([data.MEAN] * 3, [data.STD] * 3)])
+    row(f"torchvision ImageFolder + DataLoader ({workers} workers): PIL JPEG decoding, Resize "
+        f"256x256, RandomCrop {cfg.crop}, flip",
+        lambda: plain_loop(scale, jpeg, classes, tf, steps, warmup, batch, workers))
+    rows += [[name, None, why] for name, why in NOT_MEASURED.items()]
+    return rows
+
+
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -169,14 +349,23 @@ def main(argv: list[str] | None = None) -> int:
                     "ImageFolder loop)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
     ap.add_argument("--synthetic", action="store_true",
-                    help="random images in the shape of the scale's source (SOURCE_SHAPES)")
+                    help="random images in the shape of the scale's source (SOURCE_SHAPES); "
+                    "generated photos at a scale that crops as Caffe does")
+    ap.add_argument("--batch", type=int, help="images per step (default: the scale's; a CPU "
+                    "times the paper's CaffeNet on smaller batches)")
+    ap.add_argument("--images", type=int, help="generated photos for the input paths (default "
+                    "16384 on CUDA, 512 on a CPU)")
     a = ap.parse_args(argv)
     scale = scales.get(a.scale)
+    if scale.pretrain.crop is not None:
+        return _inputs_main(a, scale)
     if a.synthetic:
         images = synthetic(a.scale)
+        full = SOURCE_SHAPES[a.scale][0]
     else:
         src = data.load(scale.source, "train", scale.size)
         images = subsets.apply(pipeline.manifest(scale, "full", 0), src)
+        full = len(images)
     dev = runs.provenance()["device"]
     rows, base = [], None
     for v in variants(a.compile):
@@ -197,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     ips = itl_loop(scale, images, a.steps, a.warmup,
                    Variant(proto.bf16, threads=None if torch.cuda.is_available()
                            else scale.cpu_threads))
-    steps = train.schedule(scale.pretrain, len(images)).steps
+    steps = train.schedule(scale.pretrain, full).steps
     head = (f"Scale `{a.scale}`, model `{scale.pretrain.model}`, batch "
             f"{scale.pretrain.batch_size}, {tuple(images.x.shape[1:])} images"
             f"{' (synthetic)' if a.synthetic else ''}, {a.steps} timed steps after {a.warmup} "
@@ -207,14 +396,58 @@ def main(argv: list[str] | None = None) -> int:
             f"{'' if torch.cuda.is_available() else f', {scale.cpu_threads} thread(s)'}): "
             f"{ips:.0f} img/s, {steps * scale.pretrain.batch_size / ips:.0f} s of training "
             f"steps (projected; per-epoch evaluation and start-up not included).")
+    _write(a, scale, head, table, ips, scale.pretrain.batch_size, steps)
+    return 0
+
+
+def _inputs_main(a: argparse.Namespace, scale: scales.Scale) -> int:
+    """The input paths side by side at a scale that crops as Caffe does (`input_candidates`)."""
+    cfg, cuda = scale.pretrain, torch.cuda.is_available()
+    batch = a.batch or cfg.batch_size
+    n = a.images or (16384 if cuda else 512)
+    with tempfile.TemporaryDirectory(prefix="itl-bench-") as d:
+        rows = input_candidates(scale, Path(d), n, a.steps, a.warmup, batch, a.workers)
+    plain = next(r[1] for r in rows if r[0].startswith("torchvision"))
+    table = tabulate([[name, "not measured" if ips is None else round(ips),
+                       "" if ips is None else f"{ips / plain:.2f}", why]
+                      for name, ips, why in rows],
+                     ["input path (same model, batch, optimiser)", "images/s",
+                      "x torchvision loop", "not measured because"], tablefmt="github")
+    ips = rows[0][1]  # the path ImageNet-1k trains on: shards read ahead
+    steps = train.schedule(cfg, SOURCE_SHAPES.get(a.scale, (n, 0))[0]).steps
+    n_params = sum(p.numel() for p in models.build(cfg.model, 1000, 0).parameters())
+    own = "" if batch == cfg.batch_size else f" (the scale trains {cfg.batch_size})"
+    precision = ("bf16 autocast + channels_last" if devices.accel(cfg.bf16).bf16
+                 else "float32")
+    secs = steps * cfg.batch_size / ips
+    head = (f"Scale `{a.scale}`, model `{cfg.model}` ({n_params:,} parameters at 1000 "
+            f"classes), batch {batch}{own}, random {cfg.crop} px crops and mirrors of 256 px "
+            f"images, {precision}; {n:,} generated {PHOTO[0]}x{PHOTO[1]} photos (JPEG quality "
+            f"90, and the same warped to 256x256 in itl's shards); {a.steps} timed steps after "
+            f"{a.warmup} warm-up; device: {runs.provenance()['device']}; {os.cpu_count()} CPU "
+            f"cores. All rows measured in this one run. One whole pre-training ({steps:,} steps "
+            f"of {cfg.batch_size}) on itl's path at {ips:.0f} img/s: {secs:,.0f} s = "
+            f"{secs / 3600:.1f} h (projected; per-epoch evaluation and start-up not included).")
+    _write(a, scale, head, table, ips, batch, steps)
+    return 0
+
+
+def _write(a: argparse.Namespace, scale: scales.Scale, head: str, table: str, ips: float,
+           batch: int, steps: int) -> None:
+    """The table (markdown) and its record (JSON, read by `itl grid`) in reports/benchmarks/."""
     print(head)
     print(table)
     out = paths.ensure_writable(paths.reports_dir() / "benchmarks")
     tag = "cuda" if torch.cuda.is_available() else "cpu"
-    name = f"throughput-{a.scale}{'-synthetic' if a.synthetic else ''}-{tag}.md"
-    paths.atomic_write_text(out / name,
+    name = f"throughput-{a.scale}{'-synthetic' if a.synthetic else ''}-{tag}"
+    paths.atomic_write_text(out / f"{name}.md",
                             f"# Pre-training throughput\n\n{head}\n\n{table}\n")
-    return 0
+    paths.atomic_write_json(out / f"{name}.json", {
+        "scale": a.scale, "model": scale.pretrain.model, "images_per_s": ips,
+        "batch": batch, "pretrain_steps": steps, "pretrain_batch": scale.pretrain.batch_size,
+        "pretrain_seconds": steps * scale.pretrain.batch_size / ips,
+        "synthetic": a.synthetic, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **runs.provenance()})
 
 
 if __name__ == "__main__":

@@ -116,16 +116,18 @@ def train_one_epoch(net: torch.nn.Module, opt: torch.optim.Optimizer,
                     sched: torch.optim.lr_scheduler.LRScheduler, train: ImageSet,
                     first_step: int, n_steps: int, batch: int, pad: int, seed: int,
                     bar: tqdm | None = None, bf16: bool | None = None,
-                    crop: int | None = None, loss_fn=None) -> dict:
+                    crop: int | None = None, loss_fn=None,
+                    reader: batches.Reader = batches.Reader()) -> dict:
     """Steps [first_step, first_step + n_steps), on random crops of the images padded by `pad`
     (of their own size, or `crop` px) and flips. Under torchrun each rank takes an equal slice
     of every global batch (same images, same augmentation draws as one process would).
     `loss_fn(outputs, labels)` replaces the cross-entropy (a multi-label target's; its
-    train_top1 is then NaN). The batches come from `batches.stream`."""
+    train_top1 is then NaN). The batches come from `batches.stream`, read by `reader`."""
     net.train()
     acc = devices.accel(bf16)
     loss_sum, correct, seen = 0.0, 0, 0
-    for x, y in batches.stream(train, first_step, n_steps, batch, pad, seed, acc.device, crop):
+    for x, y in batches.stream(train, first_step, n_steps, batch, pad, seed, acc.device, crop,
+                               reader):
         with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
             out = net(_input(x, acc))
             loss = (F.cross_entropy(out.float(), y) if loss_fn is None

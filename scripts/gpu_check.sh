@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# GPU check, for a machine with a CUDA GPU (runs in a few minutes): the needs_cuda tests, then
-# the pre-training throughput benchmark (itl's loop beside ImageFolder + DataLoader) at smoke
+# GPU check, for a machine with a CUDA GPU (runs in about 6 minutes on an H100/H200): the
+# needs_cuda tests (the input path's GPU batches equal its CPU batches among them), then the
+# pre-training throughput benchmark (itl's loop beside ImageFolder + DataLoader) at smoke
 # scale and at small scale -- on the prepared data, or on random images of its shape where the
-# data is not there (a lent GPU machine: the data cannot travel to it) -- with the projected
-# seconds of one small-scale pre-training. Results go to reports/benchmarks/ (and to $OUT when
-# set, as on the lent device machine).
+# data is not there (a lent GPU machine: the data cannot travel to it) -- then the paper's input
+# paths side by side at 227 px (CaffeNet, batch 256, generated photos: itl's shards read ahead,
+# nvJPEG, torchvision's ImageFolder loop), a short CaffeNet pre-training at 227 px through
+# train.pretrain, and the imagenet64 scale's rate (what `itl grid` projects GPU-hours from).
+# Results go to reports/benchmarks/ (and to $OUT when set, as on the lent device machine).
 #   PYTHONPATH=. bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,5 +45,31 @@ small=()
 "$py" -c "from itl import data; data.load('tiny-imagenet-200', 'train', 32)" 2>/dev/null || {
   echo "small-scale data not prepared: random images of its shape"; small=(--synthetic); }
 "$py" -m itl.bench --scale small --steps 200 --workers 8 --compile "${small[@]}"
+workers=$(( $(nproc) < 16 ? $(nproc) : 16 ))
+"$py" -m itl.bench --scale paper --synthetic --steps 100 --warmup 10 --workers "$workers" \
+  --images 16384
+"$py" -m itl.bench --scale imagenet64 --synthetic --steps 200 --workers 0
+# A short CaffeNet pre-training at 227 px through train.pretrain (the path a paper-scale run
+# takes: shards read ahead, crops on the GPU, bf16): does it learn, at what rate.
+"$py" - <<'PY' 2>&1 | tee reports/benchmarks/gpu_caffenet_short.txt
+import dataclasses, tempfile, time
+from pathlib import Path
+import torch
+from itl import bench, scales, train
+from itl.datasets.images import ImageSet
+cfg = dataclasses.replace(scales.get("paper").pretrain, steps=300)
+with tempfile.TemporaryDirectory() as d:
+    images, _ = bench.paper_source(Path(d) / "src", 4096, 8)
+    test = ImageSet(images.x.pick(torch.arange(512)), images.y[:512], images.classes)
+    t = time.perf_counter()
+    r = train.pretrain(cfg, images, test, 1_281_167, 0, Path(d) / "run", label="caffenet")
+    log = [__import__("json").loads(l) for l in (Path(d) / "run" / "log.jsonl").open()]
+print(f"CaffeNet, 300 steps of {cfg.batch_size} at {cfg.crop} px on 4,096 generated photos in "
+      f"8 classes ({torch.cuda.get_device_name()}): train loss {log[-1]['train_loss']:.3f} "
+      f"(chance {__import__('math').log(8):.3f}), train top-1 {log[-1]['train_top1']:.1f}%, "
+      f"{log[-1]['images_per_s']:.0f} img/s in the loop, {time.perf_counter() - t:.0f} s in all "
+      "(4,096 images fit the GPU and are held there; ImageNet-1k's shards are read ahead, "
+      "as in the benchmark's first row)")
+PY
 if [ -n "${OUT:-}" ]; then cp reports/benchmarks/* "$OUT"/; fi
 exit "$tests_rc"
