@@ -126,6 +126,11 @@ def plain_loop(scale: scales.Scale, root: Path, n_classes: int, tf: Callable, st
         while True:
             yield from loader
 
+    return _timed(endless(), _sgd_step(net, opt, acc), steps, warmup, batch)
+
+
+def _sgd_step(net: torch.nn.Module, opt: torch.optim.Optimizer, acc: devices.Accel) -> Callable:
+    """One SGD step of the benchmarks' own loops on a float input batch x and labels y."""
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         x = x.to(acc.device, non_blocking=True)
         if acc.channels_last:
@@ -135,8 +140,7 @@ def plain_loop(scale: scales.Scale, root: Path, n_classes: int, tf: Callable, st
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-
-    return _timed(endless(), step, steps, warmup, batch)
+    return step
 
 
 def _timed(batches_: Iterator, step: Callable, steps: int, warmup: int, batch: int) -> float:
@@ -281,20 +285,11 @@ def nvjpeg_loop(scale: scales.Scale, jpeg: Path, steps: int, warmup: int, batch:
                              for im in decoded]).round().clamp(0, 255).to(torch.uint8)
             params = data.augment_params(batch, cfg.crop_pad, torch.Generator().manual_seed(step),
                                          room)
-            yield data.apply_augment(x, cfg.crop_pad, *params, crop=cfg.crop), labels[idx]
+            x = data.apply_augment(x, cfg.crop_pad, *params, crop=cfg.crop)
+            yield data.to_input(x), labels[idx]
             step += 1
 
-    def one(x: torch.Tensor, y: torch.Tensor) -> None:
-        x = data.to_input(x)
-        if acc.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(acc.device.type, torch.bfloat16, enabled=acc.bf16):
-            loss = F.cross_entropy(net(x).float(), y.to(acc.device, non_blocking=True))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return _timed(endless(), one, steps, warmup, batch)
+    return _timed(endless(), _sgd_step(net, opt, acc), steps, warmup, batch)
 
 
 def input_candidates(scale: scales.Scale, root: Path, n: int, steps: int, warmup: int,
