@@ -347,7 +347,8 @@ def sbatch_script(launch: Launch, scale_name: str, n: int) -> str:
     """The sbatch file submitit writes for an array of `n` jobs (submitit's own template)."""
     from submitit.slurm.slurm import _make_sbatch_string
     sub = folder(scale_name) / "submitit"
-    cmd = f"{shlex.quote(sys.executable)} -u -m submitit.core._submit {shlex.quote(str(sub))}"
+    cmd = (f"{shlex.quote(sys.executable)} -u -m submitit.core._submit "
+           f"{shlex.quote(str(sub / '%j'))}")
     return _make_sbatch_string(command=cmd, folder=sub / "%j", map_count=n,
                                **slurm_parameters(launch, scale_name))
 
