@@ -122,9 +122,10 @@ def test_status_names_failed_jobs_and_why(capsys):
     killed.folder.mkdir(parents=True)
     killed.stderr.write_text("step 3\nKilled by the OOM killer\n")
     assert cli.main(["grid", "--scale", "smoke", "--status"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    row = {x: next(line for line in lines if line.startswith(f"| {x.condition} ")
-                   and f"| {x.seed} " in line) for x in (a, b, c)}
+    cells = [[c.strip() for c in line.strip("|").split("|")]
+             for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    row = {x: " | ".join(next(r for r in cells if r[:2] == [x.condition, str(x.seed)]))
+           for x in (a, b, c)}
     assert "failed" in row[a] and "CUDA out of memory" in row[a] and "4242_0" in row[a]
     assert "failed" in row[b] and "Killed by the OOM killer" in row[b]
     assert "not submitted" in row[c]
