@@ -9,6 +9,8 @@
   itl data prepare NAME --from PATH             verify, unpack and cache a real data set
   itl data status [--scale S]                   which data sets are here, verified, or missing
   itl wordnet build [--wordnet DIR]             regenerate the compact WordNet 3.0 hierarchy
+  itl grid [--scale S] [-k CLAIMS] --launcher local|slurm [--partition P] [--gpus-per-job N]
+           [--dry-run | --status]                 the whole grid as jobs (submitit; itl.grid)
 
 --scale defaults to ITL_SCALE, else smoke. A user error is one line on stderr,
 `itl: error: <what> <the fix>`, and exit status 2.
@@ -174,6 +176,45 @@ def cmd_data_prepare(a: argparse.Namespace) -> int:
     return 0
 
 
+def _rate(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = 0.0
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a throughput: give images per second "
+                                         "of one GPU, a positive number (e.g. 10000)")
+    return x
+
+
+def cmd_grid(a: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from itl import grid
+    ids = grid.select(a.k)
+    if a.status:
+        print(f"itl grid, scale {a.scale}: record in {grid.folder(a.scale)}")
+        print(tabulate(grid.status(a.scale, ids), ["condition", "seed", "state", "job",
+                                                   "reason"], tablefmt="github"))
+        return 0
+    launch = grid.Launch(launcher=a.launcher, partition=a.partition,
+                         gpus_per_job=a.gpus_per_job, cpus_per_task=a.cpus_per_task,
+                         mem_gb=a.mem_gb, timeout_min=a.timeout_min,
+                         array_parallelism=a.array_parallelism, parallel=a.jobs)
+    if a.dry_run:
+        print(grid.plan(a.scale, launch, ids, a.images_per_second))
+        return 0
+    subs = grid.submit(a.scale, launch, ids, echo=lambda line: print(line, flush=True))
+    if launch.launcher == "local":
+        rows = grid.status(a.scale, ids)
+        left = [r for r in rows if r[2] not in (grid.DONE, "")]
+        print(f"itl grid: {len(rows) - len(left)} of {len(rows)} jobs done"
+              + (f"; not done: {', '.join(f'{r[0]} seed {r[1]} ({r[2]})' for r in left)}"
+                 if left else ""))
+        return 1 if left and subs else 0
+    return 0
+
+
 def cmd_data_status(a: argparse.Namespace) -> int:
     for line in status.lines(a.only):
         print(line)
@@ -185,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
                            help=", ".join(["reproduce", "pretrain", "report", "labels",
-                                           "subsets", "data", "wordnet"]))
+                                           "subsets", "data", "wordnet", "grid"]))
     r = sub.add_parser("reproduce", help="run the experiment tests, render reports/")
     _scale(r)
     r.add_argument("-k", default="", help="pytest -k expression, e.g. section4")
@@ -239,6 +280,36 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--wordnet", default=str(wordnet.default_wordnet_dir()))
     w.add_argument("--out")
     w.set_defaults(fn=cmd_wordnet)
+    g = sub.add_parser("grid", help="the whole grid (condition x seed, each with its "
+                       "transfers) as jobs: here or on Slurm (submitit)")
+    _scale(g)
+    g.add_argument("-k", default="", help="only these claims: parts of their ids, comma "
+                   "separated (e.g. section4,section6); default all")
+    what = g.add_mutually_exclusive_group()
+    what.add_argument("--dry-run", action="store_true", help="list every job, its state and "
+                      "projected GPU-hours (and the sbatch file); submit nothing")
+    what.add_argument("--status", action="store_true", help="what ran, what is running, what "
+                      "failed and why, from the grid's record in the run store")
+    g.add_argument("--launcher", choices=["local", "slurm"], default="local",
+                   help="local: this machine, --jobs at once (default); slurm: one job array")
+    g.add_argument("--partition", help="Slurm partition (--launcher slurm)")
+    g.add_argument("--gpus-per-job", type=_whole(1, 64, "a number of GPUs"), default=1,
+                   help="GPUs of one job, one task each (DDP pre-training); default 1")
+    g.add_argument("--cpus-per-task", type=_whole(1, 1024, "a number of CPU cores"), default=8,
+                   help="Slurm: CPU cores per task (default 8)")
+    g.add_argument("--mem-gb", type=_whole(1, 1 << 20, "memory in GB"), default=None,
+                   help="Slurm: memory per node in GB (default: the partition's)")
+    g.add_argument("--timeout-min", type=_whole(1, 60 * 24 * 365, "minutes"), default=24 * 60,
+                   help="wall limit of one attempt (default 1440); a job reaching it requeues "
+                   "itself and resumes")
+    g.add_argument("--array-parallelism", type=_whole(1, 100_000, "a number of jobs"),
+                   default=64, help="Slurm: array jobs running at once (default 64)")
+    g.add_argument("--jobs", type=_whole(1, 1024, "a number of jobs"), default=2,
+                   help="local: jobs running at once (default 2)")
+    g.add_argument("--images-per-second", type=_rate, default=None,
+                   help="one GPU's pre-training throughput for --dry-run where no benchmark "
+                   "record (reports/benchmarks/throughput-<scale>-cuda.json) is there")
+    g.set_defaults(fn=cmd_grid)
     return p
 
 

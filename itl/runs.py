@@ -28,7 +28,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, SoftFileLock
 
 from itl import devices, paths
 
@@ -171,6 +171,22 @@ def provenance() -> dict:
             "python": platform.python_version()}
 
 
+LOCKS = ("flock", "soft")
+
+
+def lock(path: Path) -> FileLock | SoftFileLock:
+    """The lock beside a run: an flock() lock (filelock's FileLock; released by the kernel when
+    its holder dies, but it needs a file system whose locks hold across nodes: NFSv4 or NFSv3
+    with lockd, Lustre with -o flock), or with `ITL_LOCK=soft` a lock file created exclusively
+    (SoftFileLock: any file system, but one left by a killed process blocks that run until it
+    is deleted by hand). itl.grid's docstring and the README say more."""
+    value = os.environ.get("ITL_LOCK", "flock")
+    if value not in LOCKS:
+        raise ValueError(f"ITL_LOCK={value!r} is neither flock nor soft: set ITL_LOCK=soft for a "
+                         "file system without working locks, or unset it")
+    return (SoftFileLock if value == "soft" else FileLock)(str(path))
+
+
 def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None,
                threads: int | None = None) -> dict | None:
     """The metrics of run (kind, config): read if finished (and verified), else `fn(run_dir)`
@@ -188,7 +204,7 @@ def get_or_run(kind: str, config: dict, fn: Callable[[Path], dict] | None,
         d.mkdir(exist_ok=True)
         with pin:
             return fn(d)
-    with FileLock(str(d.parent / f"{d.name}.lock")):
+    with lock(d.parent / f"{d.name}.lock"):
         metrics = _trusted(d, set_aside=True)  # another process may have finished it
         if metrics is not None:
             return metrics
