@@ -6,7 +6,7 @@
 # data is not there (a lent GPU machine: the data cannot travel to it) -- then the paper's input
 # paths side by side at 227 px (CaffeNet, batch 256, generated photos: itl's shards read ahead,
 # nvJPEG, torchvision's ImageFolder loop), a short CaffeNet pre-training at 227 px through
-# train.pretrain, and the imagenet64 scale's rate (what `itl grid` projects GPU-hours from).
+# train.pretrain, the imagenet64 scale's rate, and both grids' GPU-hours (`itl grid --dry-run`).
 # Results go to reports/benchmarks/ (and to $OUT when set, as on the lent device machine).
 #   PYTHONPATH=. bash scripts/gpu_check.sh
 set -uo pipefail
@@ -71,5 +71,11 @@ print(f"CaffeNet, 300 steps of {cfg.batch_size} at {cfg.crop} px on 4,096 genera
       "(4,096 images fit the GPU and are held there; ImageNet-1k's shards are read ahead, "
       "as in the benchmark's first row)")
 PY
+# The grids' GPU-hours from the rates just measured (itl grid reads the benchmark records)
+for s in paper imagenet64; do
+  ITL_RUNS="$(mktemp -d)" "$py" -m itl grid --scale "$s" --launcher local --dry-run \
+    > "reports/benchmarks/grid-$s-gpu-hours.txt" 2>&1
+  tail -n 3 "reports/benchmarks/grid-$s-gpu-hours.txt"
+done
 if [ -n "${OUT:-}" ]; then cp reports/benchmarks/* "$OUT"/; fi
 exit "$tests_rc"
