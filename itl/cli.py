@@ -3,6 +3,7 @@
   itl reproduce [--scale S] [-k EXPR] [-n N]    run the experiment tests and render reports/
   itl pretrain --subset RULE --seed N [--scale S]   train (or reuse) one run; prints its folder
   itl report [--scale S] [--runs] [--readme R]  render reports/<scale>/ from the run store
+  itl runs import [--scale S] [--from DIR]      go on from committed run records (no retraining)
   itl labels DATASET (--scheme down-up|up-down --classes N | --without TARGET | --list |
                       --describe)
   itl subsets RULE --seed N [--scale S]         write one subset manifest; prints its path
@@ -23,7 +24,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from itl import claims, data, datasets, labels, paths, pipeline, report, scales, subsets, wordnet
+from itl import (claims, data, datasets, labels, paths, pipeline, report, runs, scales,
+                 subsets, wordnet)
 from itl.datasets import status
 from itl.datasets.entry import DETECTION, PREPARED
 from itl.datasets.voc import read_voc
@@ -113,6 +115,14 @@ def cmd_report(a: argparse.Namespace) -> int:
         print(f"{s['claim'].id}: " + (f"{s['verdict']} {s['estimate']}"
                                       if report.has_results(s) else "not run"))
     print(path)
+    return 0
+
+
+def cmd_runs_import(a: argparse.Namespace) -> int:
+    folder = Path(a.source) if a.source else paths.reports_dir() / a.scale / "runs"
+    done, there = runs.import_records(folder)
+    print(f"imported {len(done)} runs from {folder} into {paths.runs_dir()} "
+          f"({len(there)} already there)")
     return 0
 
 
@@ -225,8 +235,8 @@ def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="itl", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
-                           help=", ".join(["reproduce", "pretrain", "report", "labels",
-                                           "subsets", "data", "wordnet", "grid"]))
+                           help=", ".join(["reproduce", "pretrain", "report", "runs",
+                                           "labels", "subsets", "data", "wordnet", "grid"]))
     r = sub.add_parser("reproduce", help="run the experiment tests, render reports/")
     _scale(r)
     r.add_argument("-k", default="", help="pytest -k expression, e.g. section4")
@@ -244,6 +254,15 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--runs", action="store_true", help="also copy every run's config, metrics "
                    "and log (no checkpoints) to reports/<scale>/runs/, to commit with the report")
     o.set_defaults(fn=cmd_report)
+    rs = sub.add_parser("runs", help="the run store: import committed run records")
+    rsub = rs.add_subparsers(dest="action", required=True, metavar="ACTION", help="import")
+    ri = rsub.add_parser("import", help="copy run records (config, metrics, log; no "
+                         "checkpoints) into ITL_RUNS, so lookups and claims use them and only "
+                         "what they lack is trained")
+    _scale(ri)
+    ri.add_argument("--from", dest="source", default=None,
+                    help="the records' folder (default reports/<scale>/runs)")
+    ri.set_defaults(fn=cmd_runs_import)
     lb = sub.add_parser("labels", help="WordNet label sets of a data set")
     lb.add_argument("dataset")
     lb.add_argument("--scheme", choices=list(wordnet.SCHEMES))
@@ -313,8 +332,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-EXPECTED = (data.DataError, subsets.SubsetError, paths.StoreError, ValueError, KeyError,
-            OSError)
+EXPECTED = (data.DataError, subsets.SubsetError, paths.StoreError, runs.RunError, ValueError,
+            KeyError, OSError)
 
 
 def _message(e: BaseException) -> str:

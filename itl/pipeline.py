@@ -82,6 +82,7 @@ def _pretrained_net(scale: scales.Scale, run: str) -> models.Net | None:
         return None
     d = runs.paths.runs_dir() / run
     n_classes = runs.verify(d)["classes"]
+    runs.needs(d, train.CHECKPOINT)  # an imported record has no network to transfer
     return train.load_trained(d, scale.pretrain, n_classes)
 
 

@@ -12,6 +12,12 @@ after those files check out (once per process and file version); one that fails 
 its path; a caller about to train moves it aside to `<hash>.corrupt-<time>` and trains it again,
 a lookup (reports) treats it as absent. Reading never writes, so reports and lookups work on a
 read-only store.
+
+A store can also go on from run records (`report.export_runs`: config, metrics and log, no
+checkpoints): `import_records` copies them in, marked `.imported`, so a fresh store (a clean clone,
+a new machine) answers every lookup they cover and trains only what they lack. An imported run is
+verified like any other, except for the files the records leave out; a step that needs one (a new
+transfer from an imported pre-training needs its network) says so, naming the run.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import time
 import warnings
@@ -34,6 +41,9 @@ from itl import devices, paths
 
 
 HASH_CHARS = 20  # hex characters of a config's sha256 that name its run folder
+KINDS = ("pretrain", "transfer")  # the kinds of run the pipeline stores
+RECORD_FILES = ("config.json", "metrics.json", "log.jsonl")  # what exported run records keep
+IMPORTED = ".imported"  # marks a run copied in from records (import_records)
 
 
 def key_settings(cfg, added: tuple[str, ...]) -> dict:
@@ -102,11 +112,14 @@ def verify(d: Path) -> dict:
     if not isinstance(recorded, dict):
         raise RunError(f"run {d}: metrics.json records no file hashes (written by an older "
                        "itl, or damaged)")
+    imported = (d / IMPORTED).is_file()
     for name, digest in recorded.items():
         f = d / name
         try:
             st = f.stat()
         except OSError:
+            if imported and name not in RECORD_FILES:
+                continue  # left out of the records it came from (needs() says so if asked)
             raise RunError(f"run {d}: {name} is missing") from None
         key = (str(f), st.st_size, st.st_mtime_ns, digest)
         if key in _VERIFIED:
@@ -116,6 +129,68 @@ def verify(d: Path) -> dict:
                            "finished (truncated or modified)")
         _VERIFIED.add(key)
     return metrics
+
+
+def needs(d: Path, name: str) -> Path:
+    """File `name` of finished run `d`, for a step that cannot go on without it; a RunError
+    naming the run and the way out where the run was imported from records that lack it."""
+    f, marker = d / name, d / IMPORTED
+    if not f.exists() and marker.is_file():
+        raise RunError(f"run {d} was imported from run records ({marker.read_text().strip()}), "
+                       f"which hold no {name}, and this step needs it: copy {name} in from "
+                       f"the store that trained the run, or delete {d} to train it again")
+    return f
+
+
+def _checked_record(d: Path, kind: str) -> None:
+    """A RunError unless folder `d` is a whole run record of `kind`: read_record's checks, and
+    every file it holds matching the hash its metrics recorded."""
+    _, metrics = read_record(d, kind)
+    recorded = metrics.get("files")
+    if not isinstance(recorded, dict):
+        raise RunError(f"run record {d}: metrics.json records no file hashes")
+    for f in sorted(d.iterdir()):
+        if f.name == "metrics.json":
+            continue
+        if f.name not in recorded or paths.sha256_file(f) != recorded[f.name]:
+            raise RunError(f"run record {d}: {f.name} is not the file its run recorded "
+                           "(modified, or not part of the run)")
+    missing = [n for n in RECORD_FILES if n in recorded and not (d / n).is_file()]
+    if missing:
+        raise RunError(f"run record {d}: {', '.join(missing)} missing")
+
+
+def import_records(folder: Path) -> tuple[list[str], list[str]]:
+    """Copy the runs recorded under `folder` (`<kind>/<hash>/`, as report.export_runs writes
+    them) into the run store, each marked IMPORTED: ([imported], [already in the store]) as
+    "kind/hash". Every record is checked before anything is written (a RunError naming the
+    first bad one, and nothing imported); a run the store already has a folder for (finished,
+    or in progress and about to resume) is left as it is."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no run records at {folder}: give the folder `itl report "
+                                "--runs` wrote (reports/<scale>/runs)")
+    found = [(kind, d) for kind in KINDS for d in sorted((folder / kind).glob("*"))
+             if is_run_name(d.name) and d.is_dir()]
+    if not found:
+        raise FileNotFoundError(f"no run records under {folder} (expected pretrain/<hash>/ and "
+                                "transfer/<hash>/ folders with config.json and metrics.json)")
+    for kind, d in found:
+        _checked_record(d, kind)
+    done, there = [], []
+    for kind, d in found:
+        dest = paths.ensure_writable(paths.runs_dir() / kind) / d.name
+        with lock(dest.parent / f"{dest.name}.lock"):
+            if dest.exists():
+                there.append(f"{kind}/{d.name}")
+                continue
+            tmp = dest.with_name(f".{d.name}.import-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(d, tmp)
+            (tmp / IMPORTED).write_text(f"from {folder.resolve() / kind / d.name}, "
+                                        f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            os.replace(tmp, dest)
+        done.append(f"{kind}/{d.name}")
+    return done, there
 
 
 def _set_aside(d: Path, why: RunError) -> None:

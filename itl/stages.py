@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from itl import claims, labels, paths, pipeline, report, scales, wordnet
+from itl import claims, labels, paths, pipeline, report, runs, scales, train, wordnet
 
 OUT = Path("dvc")
 
@@ -75,7 +75,7 @@ def pretrain(scale_name: str, claim: claims.Claim, out: Path,
             dest = out / f"{cond.replace('=', '_').replace(':', '_')}-seed{seed}"
             dest.mkdir(parents=True)
             src = paths.runs_dir() / m["run"]
-            shutil.copy2(src / "checkpoint.pt", dest / "checkpoint.pt")
+            shutil.copy2(runs.needs(src, train.CHECKPOINT), dest / train.CHECKPOINT)
             shutil.copy2(src / "metrics.json", dest / "metrics.json")
 
 

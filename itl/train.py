@@ -61,6 +61,7 @@ class PretrainConfig:
                                  "None")
 
 
+CHECKPOINT = "checkpoint.pt"  # a pre-training run's network and SGD state
 ADDED = ("steps", "crop", "caffe_param_groups")  # fields newer than the run store's first runs
 
 
@@ -196,7 +197,7 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
                           lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(sch.milestones), gamma=0.1)
     torch.manual_seed(seed)  # dropout (AlexNet) draws from the global generator
-    ckpt_path, log = run_dir / "checkpoint.pt", []
+    ckpt_path, log = run_dir / CHECKPOINT, []
     step, earlier = 0, 0.0
     ck = _resume(ckpt_path, acc.device)
     if ck is not None:
@@ -254,7 +255,7 @@ TRAIN_EVAL = 10_000  # training images scored (eval mode, centre) for the train/
 
 def load_trained(run_dir: Path, cfg: PretrainConfig, num_classes: int) -> models.Net:
     net = models.build(cfg.model, num_classes, 0, cfg.dropout)
-    f = run_dir / "checkpoint.pt"
+    f = run_dir / CHECKPOINT
     try:
         ck = torch.load(f, map_location="cpu", weights_only=False)
         net.load_state_dict(ck["model"])

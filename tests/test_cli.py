@@ -16,6 +16,8 @@ def _itl(*args):
     (["labels", "imagenet-1k", "--scheme", "down-up", "--classes", "919"], "available: 999"),
     (["labels", "cifar-100", "--list"], "unknown data set"),
     (["labels", "imagenet-1k", "--without", "coco"], "unknown target"),
+    (["runs", "import", "--from", "/nonexistent/records"], "no run records at /nonexistent"),
+    (["runs", "import", "--from", "/"], "no run records under /"),
 ])
 def test_bad_input_gives_one_clear_error(args, message):
     r = _itl(*args)

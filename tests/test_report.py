@@ -8,7 +8,9 @@ import shutil
 
 import pytest
 
-from itl import claims, paths, pipeline, report, scales, train, transfer
+from itl import claims, paths, pipeline, report, runs, scales, train, transfer
+
+PRETRAINED_NET = pipeline._pretrained_net  # before fake_training replaces it
 
 
 def _run(root, kind, name, config, seconds, device):
@@ -83,8 +85,11 @@ def _top1(*parts) -> float:
 def fake_training(monkeypatch):
     """pipeline's own runs (configs, keys, run store), with training replaced by made-up
     numbers: a run store as the experiments would leave it, in a second."""
-    monkeypatch.setattr(train, "pretrain", lambda cfg, tr, te, full, seed, d, label="": {
-        "source_top1": _top1(label), "classes": len(tr.classes), "steps": 1})
+    def pretrain(cfg, tr, te, full, seed, d, label=""):
+        (d / train.CHECKPOINT).write_bytes(b"weights")  # a record leaves it out
+        (d / "log.jsonl").write_text('{"epoch": 1}\n')  # a record keeps it
+        return {"source_top1": _top1(label), "classes": len(tr.classes), "steps": 1}
+    monkeypatch.setattr(train, "pretrain", pretrain)
     monkeypatch.setattr(pipeline, "_pretrained_net", lambda scale, run: run)
     monkeypatch.setattr(transfer, "finetune", lambda net, model, tr, te, st, seed, *_: {
         "top1": _top1(net, "finetune", seed)})
@@ -173,3 +178,56 @@ def test_a_readme_without_its_end_marker_is_refused_untouched(tmp_path):
     with pytest.raises(ValueError, match="needs both"):
         report.update_readme(readme)
     assert readme.read_text() == text
+
+
+def _no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained although the imported records hold this run")
+    for module, name in ((train, "pretrain"), (transfer, "finetune"),
+                         (transfer, "linear_probe"), (transfer, "knn")):
+        monkeypatch.setattr(module, name, refuse)
+
+
+def test_a_fresh_store_goes_on_from_imported_records_without_training(fake_training,
+                                                                      monkeypatch, tmp_path):
+    want = _train("section6")
+    records = report.export_runs("smoke")
+    exported = {f.relative_to(records): f.read_bytes() for f in records.rglob("*.json*")}
+    monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
+    done, there = runs.import_records(records)
+    names = {f"{k}/{d.name}" for k in runs.KINDS for d in (records / k).iterdir()}
+    assert set(done) == names and there == []
+    _no_training(monkeypatch)
+    assert _train("section6") == want  # every run answered by its record
+    assert runs.import_records(records) == ([], sorted(done, key=lambda n: (
+        runs.KINDS.index(n.split("/")[0]), n)))  # a second import leaves them alone
+    again = report.export_runs("smoke")  # and the fresh store exports the same records
+    assert {f.relative_to(again): f.read_bytes() for f in again.rglob("*.json*")} == exported
+
+    pre = next(n for n in done if n.startswith("pretrain/"))
+    assert train.CHECKPOINT in runs.verify(paths.runs_dir() / pre)["files"]  # recorded, absent
+    with pytest.raises(runs.RunError, match=f"{pre}.*imported from run records.*"
+                       f"{train.CHECKPOINT}"):  # a new transfer needs the network
+        PRETRAINED_NET(scales.get("smoke"), pre)
+    (paths.runs_dir() / pre / "log.jsonl").unlink()  # what records do hold stays checked
+    with pytest.warns(RuntimeWarning, match="log.jsonl is missing"):
+        assert runs._trusted(paths.runs_dir() / pre) is None
+
+
+@pytest.mark.parametrize("damage", ["edit_a_number", "stray_file", "renamed"])
+def test_a_damaged_record_is_named_and_nothing_is_imported(fake_training, monkeypatch,
+                                                          tmp_path, damage):
+    _train("section6")
+    records = report.export_runs("smoke")
+    d = sorted((records / "transfer").iterdir())[-1]
+    if damage == "edit_a_number":
+        m = json.loads((d / "metrics.json").read_text())
+        (d / "metrics.json").write_text(json.dumps({**m, "top1": 99.0}))
+    elif damage == "stray_file":
+        (d / "notes.txt").write_text("added by hand")
+    else:
+        d = d.rename(d.with_name("0" * runs.HASH_CHARS))
+    monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
+    with pytest.raises(runs.RunError, match=str(d)):
+        runs.import_records(records)
+    assert not (tmp_path / "fresh").exists()
