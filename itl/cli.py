@@ -107,10 +107,10 @@ def cmd_report(a: argparse.Namespace) -> int:
         report.update_readme(Path(a.readme))
         print(a.readme)
         return 0
+    if a.runs:  # first: it refuses a store that would delete the records, before any write
+        print(report.export_runs(a.scale))
     sections = report.render(a.scale)
     path = paths.reports_dir() / a.scale / "summary.md"
-    if a.runs:
-        print(report.export_runs(a.scale))
     for s in sections:
         print(f"{s['claim'].id}: " + (f"{s['verdict']} {s['estimate']}"
                                       if report.has_results(s) else "not run"))

@@ -283,7 +283,7 @@ def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]
 
 def run_records(scale_name: str) -> list[tuple[str, dict, dict]]:
     """(kind, config, metrics) of every finished run of the scale in the run store."""
-    return [(kind, cfg, m) for kind in ("pretrain", "transfer")
+    return [(kind, cfg, m) for kind in runs.KINDS
             for cfg, m in _records(paths.runs_dir(), kind, scale_name)]
 
 
@@ -422,7 +422,13 @@ def export_runs(scale_name: str) -> Path:
     out = paths.reports_dir() / scale_name / "runs"
     records = run_records(scale_name)
     kept = {m["run"] for _, _, m in records}
-    for kind in ("pretrain", "transfer"):
+    committed = {f"{kind}/{d.name}" for kind in runs.KINDS for d in (out / kind).glob("*")}
+    if committed and not committed & kept:  # a fresh store: would delete every record
+        raise ValueError(f"the run store {paths.runs_dir()} holds none of the {len(committed)} "
+                         f"run records under {out}, and exporting would delete them: run `itl "
+                         f"runs import --scale {scale_name}` first (or delete {out} to start "
+                         "the records over)")
+    for kind in runs.KINDS:
         for d in sorted((out / kind).glob("*")):
             if f"{kind}/{d.name}" not in kept:
                 shutil.rmtree(d)

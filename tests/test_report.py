@@ -194,6 +194,9 @@ def test_a_fresh_store_goes_on_from_imported_records_without_training(fake_train
     records = report.export_runs("smoke")
     exported = {f.relative_to(records): f.read_bytes() for f in records.rglob("*.json*")}
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
+    with pytest.raises(ValueError, match="holds none of the .* `itl runs import --scale smoke` first"):
+        report.export_runs("smoke")  # would delete every record
+    assert {f.relative_to(records): f.read_bytes() for f in records.rglob("*.json*")} == exported
     done, there = runs.import_records(records)
     names = {f"{k}/{d.name}" for k in runs.KINDS for d in (records / k).iterdir()}
     assert set(done) == names and there == []
