@@ -466,9 +466,10 @@ def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None
     todo, flying = to_submit(scale_name, found, ok)
     r, c = rate(scale_name, images_per_s), cost(scale_name)
     g = launch.gpus_per_job
+    hours = {j: gpu_hours(j, c, r, g) for j in found}
     rows, total, left = [], 0.0, 0.0
     for j in found:
-        h = gpu_hours(j, c, r, g)
+        h = hours[j]
         state = DONE if ok[j] else flying.get(j, TO_SUBMIT)
         pre = ("-" if j.condition == pipeline.RANDOM else
                f"{c.pretrain[0]:,} x {c.pretrain[1]}" if c.pretrain else "?")
@@ -476,7 +477,7 @@ def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None
                      "?" if h is None else f"{h:,.2f}"])
         total += h or 0.0
         left += (h or 0.0) if j in todo else 0.0
-    unknown = any(gpu_hours(j, c, r, g) is None for j in found)
+    unknown = any(h is None for h in hours.values())
     out = [f"itl grid, scale {scale_name}: {len(found)} jobs (condition x seed, each followed "
            f"by its transfers), {sum(bool(ok[j]) for j in found)} done, {len(flying)} in flight, "
            f"{len(todo)} to submit; launcher {launch.launcher}, {g} GPU(s) per job.",

@@ -54,6 +54,7 @@ def key_settings(cfg, added: tuple[str, ...]) -> dict:
     return {k: v for k, v in dataclasses.asdict(cfg).items()
             if k not in added or v != default[k]}
 
+
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:HASH_CHARS]
 
