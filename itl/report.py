@@ -434,7 +434,7 @@ def export_runs(scale_name: str) -> Path:
                 shutil.rmtree(d)
     for _, _, m in records:
         d = paths.runs_dir() / m["run"]
-        for f in ("config.json", "metrics.json", "log.jsonl"):
+        for f in runs.RECORD_FILES:
             if (d / f).exists():
                 paths.atomic_write_text(paths.ensure_writable(out / m["run"]) / f,
                                         (d / f).read_text())
