@@ -4,7 +4,6 @@ for a step and scored with each entry's metric; bad input gives one clear error 
 nothing prepared; the metrics against hand-computed examples."""
 import dataclasses
 import hashlib
-import io
 import tarfile
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from itl.datasets import sun397, voc2012_action
 from itl.datasets.entry import MEAN_AP, MEAN_PER_CLASS, TOP1, Archive
 from itl.datasets.images import DataError
 from itl.datasets.voc2012_action import ACTIONS
+from archives import write_tar
 
 G = torch.Generator().manual_seed(0)
 
@@ -25,16 +25,6 @@ G = torch.Generator().manual_seed(0)
 def _jpeg(h: int = 40, w: int = 30) -> bytes:
     x = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=G)
     return torchvision.io.encode_jpeg(x).numpy().tobytes()
-
-
-def _tar(path: Path, files: dict[str, bytes], mode: str = "w") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, mode) as t:
-        for name, blob in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            t.addfile(info, io.BytesIO(blob))
-    return path
 
 
 def _nothing_prepared(root: Path, name: str) -> bool:
@@ -89,7 +79,7 @@ def _voc_files(drop: str | None = None) -> dict[str, bytes]:
 
 
 def _voc_tar(tmp_path: Path, name: str = "VOCtrainval_11-May-2012.tar", **kw) -> Path:
-    return _tar(tmp_path / name, _voc_files(**kw))
+    return write_tar(tmp_path / name, _voc_files(**kw))
 
 
 def _expect_voc(monkeypatch, tar: Path | None = None) -> None:
@@ -114,7 +104,7 @@ def _sun_archives(tmp_path: Path, per_class: int = 2, drop: str | None = None
             rel = f"{c}/sun_{c.replace('/', '')}{i:03d}.jpg"
             images[f"SUN397{rel}"] = _jpeg(24 + i, 32)
             (train if i < per_class else test if i < 2 * per_class else []).append(rel)
-    tar = _tar(tmp_path / "src" / sun397.IMAGES, images, "w:gz")
+    tar = write_tar(tmp_path / "src" / sun397.IMAGES, images)
     z = tmp_path / "src" / sun397.PARTITIONS
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("ClassName.txt", "\n".join(SUN_LINES) + "\n")

@@ -18,7 +18,7 @@ import torchvision
 from itl import data, datasets, paths
 from itl.datasets import checksums, images
 from itl.datasets.entry import Archive
-from test_prepare import _tar  # the fabricated-archive writer both files use
+from archives import write_tar
 
 G = torch.Generator().manual_seed(1)
 
@@ -98,7 +98,7 @@ def _scene_layout(prefix: str = "15-scene") -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def scene_archive(tmp_path_factory) -> Path:
-    return _tar(tmp_path_factory.mktemp("scene") / "cifar-10-train.tar.gz", _scene_layout())
+    return write_tar(tmp_path_factory.mktemp("scene") / "cifar-10-train.tar.gz", _scene_layout())
 
 
 def test_15_scene_offered_as_cifar_10_is_refused(scene_archive, data_dir, monkeypatch):
@@ -123,7 +123,7 @@ def test_the_command_exits_2_with_one_line(scene_archive, data_dir, capsys):
 
 def test_15_scene_shards_folder_offered_as_cifar_10_is_refused(tmp_path, data_dir):
     shards = tmp_path / "shards"
-    f = _tar(shards / "cifar-10" / "cifar-10-train.tar.gz", _scene_layout("cifar-10"))
+    f = write_tar(shards / "cifar-10" / "cifar-10-train.tar.gz", _scene_layout("cifar-10"))
     (shards / "SHA256SUMS").write_text(
         f"{hashlib.sha256(f.read_bytes()).hexdigest()}  ./cifar-10/cifar-10-train.tar.gz\n")
     with pytest.raises(data.DataError, match=r"is not cifar-10: found 15 classes"):
@@ -135,7 +135,7 @@ def test_lazebnik_class_folders_offered_as_cifar_10_are_refused(tmp_path, data_d
     files = {f"scene_categories/{c}/image_{i:04d}.jpg": _jpeg()
              for c in ("MITcoast", "MITforest", "bedroom") for i in range(3)}
     with pytest.raises(data.DataError, match=r"is not cifar-10: found 3 classes .*coast"):
-        datasets.prepare("cifar-10", _tar(tmp_path / "scenes.tar.gz", files))
+        datasets.prepare("cifar-10", write_tar(tmp_path / "scenes.tar.gz", files))
 
 
 def test_lazebnik_folder_names_become_the_shards_class_names(tmp_path, data_dir, monkeypatch):
@@ -143,7 +143,7 @@ def test_lazebnik_folder_names_become_the_shards_class_names(tmp_path, data_dir,
            per_class={"train": 2, "test": 1})
     files = {f"scene_categories/{c}/image_{i:04d}.jpg": _jpeg()
              for c in ("CALsuburb", "MITcoast", "bedroom") for i in range(3)}
-    datasets.prepare("15-scene", _tar(tmp_path / "scenes.tar.gz", files))
+    datasets.prepare("15-scene", write_tar(tmp_path / "scenes.tar.gz", files))
     assert data.load("15-scene", "train").classes == ("bedroom", "coast", "suburb")
 
 
@@ -153,7 +153,7 @@ def test_a_cifar_subset_is_refused_by_its_counts(tmp_path, data_dir, monkeypatch
              for s, n in (("train", 2), ("test", 2)) for c in ("cat", "dog") for i in range(n)}
     with pytest.raises(data.DataError,
                        match=r"found 4 train images .*\(cat: 2\), expected 6 \(cat: 3\)"):
-        datasets.prepare("cifar-10", _tar(tmp_path / "c.tar.gz", files))
+        datasets.prepare("cifar-10", write_tar(tmp_path / "c.tar.gz", files))
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
@@ -162,12 +162,12 @@ def test_images_of_another_size_are_refused(tmp_path, data_dir, monkeypatch):
     files = {f"cifar-10/{s}/cat/{i}.jpg": _jpeg(24)
              for s, n in (("train", 2), ("test", 1)) for i in range(n)}
     with pytest.raises(data.DataError, match=r"found train images of 24x24 px, expected 32x32"):
-        datasets.prepare("cifar-10", _tar(tmp_path / "c.tar.gz", files))
+        datasets.prepare("cifar-10", write_tar(tmp_path / "c.tar.gz", files))
     assert _nothing_prepared(data_dir, "cifar-10")
 
 
 def test_official_archive_name_with_another_md5_is_refused(tmp_path, data_dir):
-    f = _tar(tmp_path / "cifar-10-python.tar.gz", {"cifar-10-batches-py/batches.meta": b"x"})
+    f = write_tar(tmp_path / "cifar-10-python.tar.gz", {"cifar-10-batches-py/batches.meta": b"x"})
     with pytest.raises(data.DataError, match=r"cifar-10-python.tar.gz is not cifar-10: md5 "
                                              r"[0-9a-f]{32}, expected c58f30108f718f92721af3b9"):
         datasets.prepare("cifar-10", f)
@@ -180,14 +180,14 @@ def test_official_archive_name_with_another_md5_is_refused(tmp_path, data_dir):
 def test_tiny_imagenet_with_other_wnids_is_refused(tmp_path, data_dir):
     with pytest.raises(data.DataError, match=r"is not tiny-imagenet-200: found 2 classes .*"
                                              r"expected 200 \(n01443537"):
-        datasets.prepare("tiny-imagenet-200", _tar(tmp_path / "t.tar.gz", _tiny_files()))
+        datasets.prepare("tiny-imagenet-200", write_tar(tmp_path / "t.tar.gz", _tiny_files()))
 
 
 def test_tiny_imagenet_bad_val_annotation_line_is_named(tmp_path, data_dir):
     files = _tiny_files()
     files["tiny-imagenet-200/val/val_annotations.txt"] += b"\nval_9.JPEG n99999999\t0"
     with pytest.raises(data.DataError, match=r"val_annotations.txt line 5 is not IMAGE<TAB>"):
-        datasets.prepare("tiny-imagenet-200", _tar(tmp_path / "t.tar.gz", files))
+        datasets.prepare("tiny-imagenet-200", write_tar(tmp_path / "t.tar.gz", files))
 
 
 def test_a_broken_cifar_batch_is_named(tmp_path, data_dir):
@@ -196,7 +196,7 @@ def test_a_broken_cifar_batch_is_named(tmp_path, data_dir):
     files["cifar-10-batches-py/test_batch"] = files["cifar-10-batches-py/data_batch_1"]
     files["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": [b"cat"]})
     with pytest.raises(data.DataError, match=r"data_batch_1 is not a CIFAR-10 batch"):
-        datasets.prepare("cifar-10", _tar(tmp_path / "batches.tar.gz", files))
+        datasets.prepare("cifar-10", write_tar(tmp_path / "batches.tar.gz", files))
 
 
 # ---------------------------------------------------------------- BCCD (VOC)
@@ -227,7 +227,7 @@ def mini_bccd(monkeypatch):
 
 
 def test_bccd_miniature_is_installed_with_its_record(tmp_path, data_dir, mini_bccd):
-    root = datasets.prepare("bccd", _tar(tmp_path / "bccd.tar.gz", _bccd()))
+    root = datasets.prepare("bccd", write_tar(tmp_path / "bccd.tar.gz", _bccd()))
     rec = json.loads((root / "source.json").read_text())
     assert rec["boxes"] == {"Platelets": 1, "RBC": 1, "WBC": 1} and rec["images"]["test"] == 3
 
@@ -235,25 +235,26 @@ def test_bccd_miniature_is_installed_with_its_record(tmp_path, data_dir, mini_bc
 def test_bccd_with_another_class_is_refused(tmp_path, data_dir, mini_bccd):
     with pytest.raises(data.DataError, match=r"is not bccd: found 3 classes in its annotations"
                                              r".*not in bccd: Neutrophil"):
-        datasets.prepare("bccd", _tar(tmp_path / "b.tar.gz", _bccd(("RBC", "WBC", "Neutrophil"))))
+        datasets.prepare("bccd", write_tar(tmp_path / "b.tar.gz",
+                                           _bccd(("RBC", "WBC", "Neutrophil"))))
     assert _nothing_prepared(data_dir, "BCCD")
 
 
 def test_bccd_with_other_split_sizes_or_image_size_is_refused(tmp_path, data_dir, monkeypatch):
     with pytest.raises(data.DataError, match=r"found 2 images in ImageSets/Main/train.txt, "
                                              r"expected 205"):
-        datasets.prepare("bccd", _tar(tmp_path / "b.tar.gz", _bccd()))
+        datasets.prepare("bccd", write_tar(tmp_path / "b.tar.gz", _bccd()))
     expect(monkeypatch, "bccd", split_sizes={"train": 2, "val": 1, "trainval": 3, "test": 3})
     with pytest.raises(data.DataError, match=r"found annotated image sizes of 320x240 px, "
                                              r"expected 640x480"):
-        datasets.prepare("bccd", _tar(tmp_path / "c.tar.gz", _bccd(size=(320, 240))))
+        datasets.prepare("bccd", write_tar(tmp_path / "c.tar.gz", _bccd(size=(320, 240))))
 
 
 def test_bccd_malformed_xml_is_one_error_naming_the_file(tmp_path, data_dir, mini_bccd):
     files = _bccd()
     files["BCCD/Annotations/img_1.xml"] = b"<annotation><object><name>RBC</name></object>"
     with pytest.raises(data.DataError, match=r"unreadable annotation .*img_1.xml"):
-        datasets.prepare("bccd", _tar(tmp_path / "b.tar.gz", files))
+        datasets.prepare("bccd", write_tar(tmp_path / "b.tar.gz", files))
     assert _nothing_prepared(data_dir, "BCCD")
 
 
@@ -264,7 +265,7 @@ def _mini_scene(tmp_path, monkeypatch) -> Path:
     expect(monkeypatch, "15-scene", classes=("a", "b"), per_class={"train": 2, "test": 1})
     files = {f"15-scene/{s}/{c}/{i}.jpg": _jpeg()
              for s, n in (("train", 2), ("test", 1)) for c in ("a", "b") for i in range(n)}
-    return _tar(tmp_path / "s.tar.gz", files)
+    return write_tar(tmp_path / "s.tar.gz", files)
 
 
 def test_record_says_what_the_cache_was_built_from(tmp_path, data_dir, monkeypatch):
@@ -298,8 +299,8 @@ def test_reading_checks_the_record_without_hashing(tmp_path, data_dir, monkeypat
 def test_a_shards_record_lists_every_shard_sum(tmp_path, data_dir, monkeypatch):
     expect(monkeypatch, "15-scene", classes=("a",), per_class={"train": 1, "test": 1})
     shards = tmp_path / "shards"
-    f = _tar(shards / "15-scene" / "15-scene.tar.gz",
-             {f"15-scene/{s}/a/0.jpg": _jpeg() for s in ("train", "test")})
+    f = write_tar(shards / "15-scene" / "15-scene.tar.gz",
+                  {f"15-scene/{s}/a/0.jpg": _jpeg() for s in ("train", "test")})
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
     (shards / "SHA256SUMS").write_text(f"{digest} *15-scene/15-scene.tar.gz\n")
     rec = json.loads((datasets.prepare("15-scene", shards) / "source.json").read_text())
@@ -463,8 +464,8 @@ def test_a_malformed_sums_line_is_named_with_its_number(tmp_path, line):
 
 
 def test_verified_shards_in_binary_and_tag_format(tmp_path):
-    f1 = _tar(tmp_path / "15-scene" / "a.tar.gz", {"x": b"1"})
-    f2 = _tar(tmp_path / "15-scene" / "b.tar.gz", {"y": b"2"})
+    f1 = write_tar(tmp_path / "15-scene" / "a.tar.gz", {"x": b"1"})
+    f2 = write_tar(tmp_path / "15-scene" / "b.tar.gz", {"y": b"2"})
     (tmp_path / "SHA256SUMS").write_text(f"{_sum(f1.read_bytes())} *15-scene/a.tar.gz\n"
                                          f"SHA256 (./15-scene/b.tar.gz) = "
                                          f"{_sum(f2.read_bytes())}\n")
@@ -472,8 +473,8 @@ def test_verified_shards_in_binary_and_tag_format(tmp_path):
 
 
 def test_a_shard_missing_from_the_sums_is_refused(tmp_path):
-    f1 = _tar(tmp_path / "15-scene" / "a.tar.gz", {"x": b"1"})
-    _tar(tmp_path / "15-scene" / "extra.tar.gz", {"y": b"2"})
+    f1 = write_tar(tmp_path / "15-scene" / "a.tar.gz", {"x": b"1"})
+    write_tar(tmp_path / "15-scene" / "extra.tar.gz", {"y": b"2"})
     (tmp_path / "SHA256SUMS").write_text(f"{_sum(f1.read_bytes())}  15-scene/a.tar.gz\n")
     with pytest.raises(data.DataError, match=r"shard .*extra.tar.gz is not listed in"):
         checksums.verified_shards(tmp_path, "15-scene")
@@ -522,7 +523,7 @@ def test_stale_staging_folders_are_removed_by_the_next_prepare(tmp_path, data_di
 
 
 def test_a_failed_prepare_leaves_no_staging_of_its_own(tmp_path, data_dir):
-    f = _tar(tmp_path / "c.tar.gz", {"cifar-10/train/cat/0.jpg": _jpeg()})
+    f = write_tar(tmp_path / "c.tar.gz", {"cifar-10/train/cat/0.jpg": _jpeg()})
     with pytest.raises(data.DataError):
         datasets.prepare("cifar-10", f)
     assert not list(data_dir.glob(".staging-*"))

@@ -3,12 +3,10 @@ computed (run stores are keyed on them), no import cycle in itl, no data set spe
 name outside its module, every entry complete, and `itl data status` in each of its states."""
 import ast
 import dataclasses
-import io
 import json
 import pickle
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import torchvision
 from itl import cli, data, datasets, pytest_plugin, scales
 from itl.datasets import entry, status, sun397
 from test_data_identity import _bccd, _mini_scene, expect
+from archives import write_tar
 
 ITL = Path(__file__).resolve().parents[1] / "itl"
 
@@ -37,15 +36,6 @@ def _png(seed: int, size: int = 16) -> bytes:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=g)
     return torchvision.io.encode_png(x).numpy().tobytes()
-
-
-def _tar(path: Path, files: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as t:
-        for name, blob in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            t.addfile(info, io.BytesIO(blob))
-    return path
 
 
 def _fixtures(tmp: Path) -> dict[str, Path]:
@@ -72,9 +62,9 @@ def _fixtures(tmp: Path) -> dict[str, Path]:
         tiny[f"tiny-imagenet-200/val/images/val_{k}.JPEG"] = _png(600 + k)
     tiny["tiny-imagenet-200/val/val_annotations.txt"] = "\n".join(
         f"val_{k}.JPEG\t{c}\t0\t0\t10\t10" for k, c in enumerate(wnids)).encode()
-    return {"15-scene": _tar(tmp / "scene.tar.gz", scene),
-            "cifar-10": _tar(tmp / "batches.tar.gz", cifar),
-            "tiny-imagenet-200": _tar(tmp / "tiny.tar.gz", tiny)}
+    return {"15-scene": write_tar(tmp / "scene.tar.gz", scene),
+            "cifar-10": write_tar(tmp / "batches.tar.gz", cifar),
+            "tiny-imagenet-200": write_tar(tmp / "tiny.tar.gz", tiny)}
 
 
 # computed on these fixtures by itl at main 970f42d (itl/prepare.py, before the registry)
@@ -374,7 +364,7 @@ def test_status_of_a_prepared_set_verified_then_failing(tmp_path, data_dir, monk
 def test_status_of_a_voc_set_verified_then_failing(tmp_path, data_dir, monkeypatch, capsys):
     expect(monkeypatch, "bccd", split_sizes={"train": 2, "val": 1, "trainval": 3, "test": 3})
     assert cli.main(["data", "prepare", "bccd", "--from",
-                     str(_tar(tmp_path / "b.tar.gz", _bccd()))]) == 0
+                     str(write_tar(tmp_path / "b.tar.gz", _bccd()))]) == 0
     assert "bccd train: 2 images, 2 boxes" in capsys.readouterr().out
     line = _status(capsys, "--scale", "small")["small", "bccd"]
     assert line.startswith(f"present, verified: VOC-format folder {data_dir / 'BCCD'}: images "

@@ -20,6 +20,7 @@ from itl.datasets import imagenet1k, shards, staging
 from itl.datasets.entry import FAILING, VERIFIED, Archive
 from itl.datasets.images import DataError, DiskImages, ImageSet, concat, relabel
 from itl.datasets.imagenet1k import DEVKIT, IMAGENET_1K, TRAIN, VAL
+from archives import tar_bytes, write_tar
 
 WNIDS = ("n01440764", "n01443537", "n01484850")  # the first three of ImageNet-1k's 1000
 DEVKIT_IDS = {1: "n01484850", 2: "n01440764", 3: "n01443537"}  # ILSVRC2012_ID -> wnid: the
@@ -37,15 +38,6 @@ def _jpeg(k: int, i: int) -> bytes:
     return torchvision.io.encode_jpeg(x, quality=95).numpy().tobytes()
 
 
-def _tar(path: Path, files: dict[str, bytes], mode: str = "w") -> Path:
-    with tarfile.open(path, mode) as t:
-        for name, blob in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            t.addfile(info, io.BytesIO(blob))
-    return path
-
-
 def _train_images() -> dict[str, dict[str, bytes]]:
     return {w: {f"{w}_{i}.JPEG": _jpeg(k, i) for i in range(TRAIN_PER_CLASS)}
             for k, w in enumerate(WNIDS)}
@@ -61,18 +53,13 @@ def _archives(folder: Path) -> Path:
     folder.mkdir()
     inner = {}
     for w, files in _train_images().items():
-        blob = io.BytesIO()
-        with tarfile.open(fileobj=blob, mode="w") as t:
-            for name, b in reversed(files.items()):  # not in name order: itl sorts
-                info = tarfile.TarInfo(name)
-                info.size = len(b)
-                t.addfile(info, io.BytesIO(b))
-        inner[f"{w}.tar"] = blob.getvalue()
-    _tar(folder / TRAIN, dict(reversed(inner.items())))
-    _tar(folder / VAL, _val_images())
+        inner[f"{w}.tar"] = tar_bytes(dict(reversed(files.items())))  # not in name order: itl sorts
+    write_tar(folder / TRAIN, dict(reversed(inner.items())))
+    write_tar(folder / VAL, _val_images())
     ids = {w: i for i, w in DEVKIT_IDS.items()}
-    _tar(folder / DEVKIT, {"ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt":
-                           "".join(f"{ids[w]}\n" for w in VAL_WNIDS).encode()}, "w:gz")
+    truth = "".join(f"{ids[w]}\n" for w in VAL_WNIDS).encode()
+    write_tar(folder / DEVKIT, {"ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt":
+                                truth})
     return folder
 
 
@@ -274,8 +261,8 @@ def test_the_devkit_is_read_by_torchvision(tmp_path, monkeypatch):
     with tarfile.open(src / DEVKIT) as t:
         gt = t.extractfile("ILSVRC2012_devkit_t12/data/"
                            "ILSVRC2012_validation_ground_truth.txt").read()
-    _tar(src / DEVKIT, {"ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt": gt,
-                        "ILSVRC2012_devkit_t12/data/meta.mat": mat.getvalue()}, "w:gz")
+    write_tar(src / DEVKIT, {"ILSVRC2012_devkit_t12/data/ILSVRC2012_validation_ground_truth.txt":
+                             gt, "ILSVRC2012_devkit_t12/data/meta.mat": mat.getvalue()})
     monkeypatch.setitem(torchvision.datasets.imagenet.ARCHIVE_META, "devkit",
                         (DEVKIT, _md5(src / DEVKIT)))  # torchvision checks the md5 again
     (tmp_path / "stage").mkdir()

@@ -3,9 +3,7 @@ small fabricated archives (each declaring its miniature identity); bad input giv
 error and leaves nothing prepared."""
 import dataclasses
 import hashlib
-import io
 import pickle
-import tarfile
 import zipfile
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import torchvision
 
 from itl import data, datasets
 from itl.datasets.entry import Archive
+from archives import write_shards, write_tar
 
 G = torch.Generator().manual_seed(0)
 
@@ -38,25 +37,6 @@ def _tiny_files(classes=("n01443537", "n02094433"), per_class=3) -> dict[str, by
         ann.append(f"val_{i}.JPEG\t{c}\t0\t0\t10\t10")
     files["tiny-imagenet-200/val/val_annotations.txt"] = "\n".join(ann).encode()
     return files
-
-
-def _tar(path: Path, files: dict[str, bytes]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as t:
-        for name, blob in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(blob)
-            t.addfile(info, io.BytesIO(blob))
-    return path
-
-
-def _shards(folder: Path, archives: dict[str, dict[str, bytes]]) -> Path:
-    lines = []
-    for rel, files in archives.items():
-        f = _tar(folder / rel, files)
-        lines.append(f"{hashlib.sha256(f.read_bytes()).hexdigest()}  ./{rel}")
-    (folder / "SHA256SUMS").write_text("\n".join(lines) + "\n")
-    return folder
 
 
 def expect(monkeypatch, name: str, **changes) -> None:
@@ -87,8 +67,8 @@ def test_from_shards_with_checksums(tmp_path, data_dir, monkeypatch):
     files = _tiny_files()
     train = {k: v for k, v in files.items() if "/train/" in k}
     rest = {k: v for k, v in files.items() if "/train/" not in k}
-    src = _shards(tmp_path / "shards", {"tiny-imagenet-200/train-0.tar.gz": train,
-                                        "tiny-imagenet-200/val.tar.gz": rest})
+    src = write_shards(tmp_path / "shards", {"tiny-imagenet-200/train-0.tar.gz": train,
+                                             "tiny-imagenet-200/val.tar.gz": rest})
     datasets.prepare("tiny-imagenet-200", src, size=64)
     tr, te = data.load("tiny-imagenet-200", "train"), data.load("tiny-imagenet-200", "test")
     assert tr.x.shape == (6, 3, 64, 64) and tr.x.dtype == torch.uint8
@@ -117,7 +97,7 @@ def test_cifar_python_batches(tmp_path, data_dir, monkeypatch):
     files["cifar-10-batches-py/test_batch"] = pickle.dumps(batch(3))
     files["cifar-10-batches-py/batches.meta"] = pickle.dumps(
         {b"label_names": [f"c{i}".encode() for i in range(10)]})
-    archive = _tar(tmp_path / "cifar-10-python.tar.gz", files)
+    archive = write_tar(tmp_path / "cifar-10-python.tar.gz", files)
     expect(monkeypatch, "cifar-10", classes=tuple(f"c{i}" for i in range(10)),
            per_class={"train": (5,) * 4 + (0,) * 6, "test": (1,) * 3 + (0,) * 7},
            archives=(Archive("cifar-10-python.tar.gz",
@@ -131,13 +111,13 @@ def test_scene_classes_without_split_get_the_standard_split(tmp_path, data_dir, 
     expect(monkeypatch, "15-scene", classes=("coast", "forest"),
            per_class={"train": 3, "test": 2})
     files = {f"scenes/{c}/{i}.jpg": _jpeg() for c in ("coast", "forest") for i in range(5)}
-    datasets.prepare("15-scene", _tar(tmp_path / "scene.tar.gz", files))
+    datasets.prepare("15-scene", write_tar(tmp_path / "scene.tar.gz", files))
     tr, te = data.load("15-scene", "train"), data.load("15-scene", "test")
     assert (len(tr), len(te)) == (6, 4) and tr.classes == ("coast", "forest")
 
 
 def test_wrong_checksum_is_named_and_nothing_is_left(tmp_path, data_dir):
-    src = _shards(tmp_path / "shards", {"15-scene/15-scene.tar.gz": {
+    src = write_shards(tmp_path / "shards", {"15-scene/15-scene.tar.gz": {
         f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}})
     (src / "SHA256SUMS").write_text("0" * 64 + "  ./15-scene/15-scene.tar.gz\n")
     with pytest.raises(data.DataError, match="wrong checksum for .*15-scene.tar.gz"):
@@ -146,8 +126,8 @@ def test_wrong_checksum_is_named_and_nothing_is_left(tmp_path, data_dir):
 
 
 def test_truncated_archive_is_named(tmp_path, data_dir):
-    f = _tar(tmp_path / "15-scene.tar.gz", {f"15-scene/train/a/{i}.jpg": _jpeg(64)
-                                            for i in range(20)})
+    f = write_tar(tmp_path / "15-scene.tar.gz", {f"15-scene/train/a/{i}.jpg": _jpeg(64)
+                                                 for i in range(20)})
     f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
     with pytest.raises(data.DataError, match="cannot unpack"):
         datasets.prepare("15-scene", f)
@@ -155,7 +135,7 @@ def test_truncated_archive_is_named(tmp_path, data_dir):
 
 
 def test_missing_split_is_named(tmp_path, data_dir):
-    f = _tar(tmp_path / "c.tar.gz", {f"cifar-10/train/cat/{i}.jpg": _jpeg() for i in range(2)})
+    f = write_tar(tmp_path / "c.tar.gz", {f"cifar-10/train/cat/{i}.jpg": _jpeg() for i in range(2)})
     with pytest.raises(data.DataError, match="test/ split of cifar-10 is missing"):
         datasets.prepare("cifar-10", f)
     assert _nothing_prepared(data_dir, "cifar-10")
@@ -166,7 +146,7 @@ def test_unreadable_image_is_named(tmp_path, data_dir, monkeypatch):
     files = {f"15-scene/{s}/a/{i}.jpg": _jpeg() for s in ("train", "test") for i in range(2)}
     files["15-scene/test/a/broken.jpg"] = b"not a jpeg"
     with pytest.raises(data.DataError, match="unreadable image .*broken.jpg"):
-        datasets.prepare("15-scene", _tar(tmp_path / "s.tar.gz", files))
+        datasets.prepare("15-scene", write_tar(tmp_path / "s.tar.gz", files))
     assert _nothing_prepared(data_dir, "15-scene")
 
 
