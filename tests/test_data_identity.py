@@ -18,7 +18,7 @@ import torchvision
 from itl import data, datasets, paths
 from itl.datasets import checksums, images
 from itl.datasets.entry import Archive
-from archives import write_tar
+from archives import write_shards, write_tar
 
 G = torch.Generator().manual_seed(1)
 
@@ -123,9 +123,7 @@ def test_the_command_exits_2_with_one_line(scene_archive, data_dir, capsys):
 
 def test_15_scene_shards_folder_offered_as_cifar_10_is_refused(tmp_path, data_dir):
     shards = tmp_path / "shards"
-    f = write_tar(shards / "cifar-10" / "cifar-10-train.tar.gz", _scene_layout("cifar-10"))
-    (shards / "SHA256SUMS").write_text(
-        f"{hashlib.sha256(f.read_bytes()).hexdigest()}  ./cifar-10/cifar-10-train.tar.gz\n")
+    write_shards(shards, {"cifar-10/cifar-10-train.tar.gz": _scene_layout("cifar-10")})
     with pytest.raises(data.DataError, match=r"is not cifar-10: found 15 classes"):
         datasets.prepare("cifar-10", shards)
     assert _nothing_prepared(data_dir, "cifar-10")

@@ -2,7 +2,6 @@
 official tars: prepare -> read -> the Faster R-CNN whose box head is the pre-trained fc6/fc7 ->
 one SGD step -> VOC 2007 mAP; wrong md5, a truncated tar, a missing image list; the paper
 scale's detection settings, and detection run keys unchanged by the settings added for it."""
-import io
 import shutil
 import tarfile
 from dataclasses import asdict, replace
@@ -16,6 +15,7 @@ from itl import detection as det
 from itl import models, runs, scales
 from itl.datasets import entry, records, staging, voc, voc2007
 from itl.datasets.images import DataError
+from archives import write_tar
 
 CLASSES = ("cat", "dog", "person")  # 3 of VOC's 20
 # image id -> (height, width), [(class, box, difficult)]
@@ -62,22 +62,16 @@ def _jpeg(size, objects, seed: int) -> bytes:
     return torchvision.io.encode_jpeg(x, quality=90).numpy().tobytes()
 
 
-def _add(t: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    t.addfile(info, io.BytesIO(data))
-
-
 def _tar(path: Path, images: dict, lists: dict[str, list[str]]) -> Path:
     """A tar in the official layout: VOCdevkit/VOC2007/{Annotations, JPEGImages,
     ImageSets/Main/<split>.txt} (`lists`: split -> image ids; a split left out is absent)."""
-    with tarfile.open(path, "w") as t:
-        for n, (image, (size, objects)) in enumerate(sorted(images.items())):
-            _add(t, f"{DEVKIT}/Annotations/{image}.xml", _xml(image, size, objects).encode())
-            _add(t, f"{DEVKIT}/JPEGImages/{image}.jpg", _jpeg(size, objects, n))
-        for split, ids in lists.items():
-            _add(t, f"{DEVKIT}/ImageSets/Main/{split}.txt", "".join(f"{i}\n" for i in ids).encode())
-    return path
+    files = {}
+    for n, (image, (size, objects)) in enumerate(sorted(images.items())):
+        files[f"{DEVKIT}/Annotations/{image}.xml"] = _xml(image, size, objects).encode()
+        files[f"{DEVKIT}/JPEGImages/{image}.jpg"] = _jpeg(size, objects, n)
+    for split, ids in lists.items():
+        files[f"{DEVKIT}/ImageSets/Main/{split}.txt"] = "".join(f"{i}\n" for i in ids).encode()
+    return write_tar(path, files)
 
 
 def _mini(folder: Path, names=("mini-trainval.tar", "mini-test.tar"), test_list=True) -> Path:
