@@ -173,7 +173,7 @@ def cmd_data_prepare(a: argparse.Namespace) -> int:
                                 "folder")
     out = datasets.prepare(a.name, Path(a.source), a.size)
     entry = datasets.get(a.name)
-    for split in ("train", "test"):
+    for split in entry.eval_splits() if entry.kind == DETECTION else ("train", "test"):
         if entry.kind == DETECTION:  # VOC files, no image cache
             anns = read_voc(out, split)
             print(f"{a.name} {split}: {len(anns)} images, "

@@ -1,16 +1,24 @@
 """Detection, the paper's headline transfer task (PASCAL-DET, VOC 2007 mAP at IoU 0.5).
 
-- `voc_ap` / `evaluate`: the VOC 2007 protocol as the official devkit and py-faster-rcnn's
-  `voc_eval` compute it: detections of a class ranked by score, each matched greedily to the
-  unmatched ground-truth box of highest IoU (>= 0.5, boxes in inclusive pixel coordinates, so a
-  box's width is x2 - x1 + 1); "difficult" boxes count neither as hits nor as misses; AP is the
-  11-point interpolated average precision; mAP the mean over classes.
+- `average_precision` / `evaluate`: the rule is the VOC 2007 devkit's (VOCcode/VOCevaldet.m,
+  ported in tests/devkit_port.py and pinned against it in tests/test_voc_eval.py). A class's
+  detections are ranked by score (equal scores in their given order, as MATLAB's sort keeps
+  them); each is matched to the ground-truth box of its class in its image that it overlaps most
+  (IoU in inclusive pixel coordinates, a box's width x2 - x1 + 1; the first such box on a tie);
+  it is a hit if that IoU >= 0.5 (`VOCopts.minoverlap`) and the box is neither difficult nor
+  already detected, ignored (neither hit nor miss) if the box is difficult, a miss otherwise.
+  AP is the 11-point interpolated AP (`metrics.voc_ap`), mAP the mean over the classes that have
+  a non-difficult box. A known variant is py-faster-rcnn's lib/datasets/voc_eval.py: a hit there
+  needs IoU > 0.5 (`if ovmax > ovthresh`), so it differs on detections at exactly 0.5, and its
+  recall thresholds (`np.arange(0., 1.1, 0.1)`) differ at recalls of exactly 0.6 and 0.7.
 - `finetune_detector`: Faster R-CNN on a pre-trained network's convolutional trunk, trained on a
   VOC-format folder's train split and scored on its test split. A network with Caffe's fc6 and
   fc7 (`models.caffenet`, the paper's) detects as Fast R-CNN's CaffeNet did: conv1-conv5 as the
   trunk (stride 16, 256 channels), RoI max pooling to 6x6 in place of pool5, then the
   pre-trained fc6 and fc7 as the box head (`fc_box_head`); any other network (the small scale's
-  strided CNN) gets a fresh two-layer head on RoIAlign features of its whole trunk.
+  strided CNN) gets a fresh two-layer head on RoIAlign features of its whole trunk. Boxes go
+  into the detector in its continuous frame (`voc_to_detector`), are mirrored with their images
+  there (`hflip`, half of the training images), and come out in VOC's (`detector_to_voc`).
 
 The detection data sets themselves (reading VOC-format folders, BCCD, the generated `voc-cifar`)
 are entries of the data set registry, `itl.datasets`.
@@ -28,8 +36,9 @@ from torch import nn
 from itl import data, models, rng, runs
 from itl.datasets.images import decode_rgb
 from itl.datasets.voc import Annotation, iou, read_voc
+from itl.metrics import voc_ap
 
-IOU = 0.5  # VOC's overlap criterion
+IOU = 0.5  # VOC's overlap criterion: a hit at IoU >= IOU (VOCinit.m: VOCopts.minoverlap=0.5)
 
 
 @dataclass(frozen=True)
@@ -40,33 +49,25 @@ class Detection:
     box: tuple[float, float, float, float]
 
 
-def voc_ap(recall: torch.Tensor, precision: torch.Tensor) -> float:
-    """VOC 2007 11-point interpolated AP: mean over t in {0, 0.1, ..., 1} of the best precision
-    at recall >= t (0 where recall never reaches t)."""
-    ap = 0.0
-    for t in torch.linspace(0, 1, 11):
-        reached = recall >= t - 1e-12
-        ap += (precision[reached].max().item() if reached.any() else 0.0) / 11
-    return ap
-
-
 def average_precision(detections: list[Detection], truth: list[Annotation], label: str) -> float:
+    """VOC 2007 AP (a fraction) of the detections of class `label` (the module's rule); NaN
+    where the class has no non-difficult box (the devkit gives 0). In float64, as MATLAB."""
+    empty = torch.zeros(0, 4, dtype=torch.float64)
     gts = {}
     npos = 0
     for a in truth:
         keep = [i for i, lab in enumerate(a.labels) if lab == label]
         diff = [a.difficult[i] if a.difficult else False for i in keep]
-        gts[a.image] = (a.boxes[keep].float(), torch.tensor(diff, dtype=torch.bool),
-                        torch.zeros(len(keep), dtype=torch.bool))
+        gts[a.image] = (a.boxes[keep].double(), diff, [False] * len(keep))
         npos += sum(not d for d in diff)
     dets = sorted((d for d in detections if d.label == label), key=lambda d: -d.score)
-    tp, fp = torch.zeros(len(dets)), torch.zeros(len(dets))
+    tp = torch.zeros(len(dets), dtype=torch.float64)
+    fp = torch.zeros(len(dets), dtype=torch.float64)
     for i, d in enumerate(dets):
-        boxes, diff, used = gts.get(d.image, (torch.zeros(0, 4), torch.zeros(0, dtype=torch.bool),
-                                              torch.zeros(0, dtype=torch.bool)))
+        boxes, diff, used = gts.get(d.image, (empty, [], []))
         if len(boxes):
-            overlaps = iou(torch.tensor(d.box, dtype=torch.float32), boxes)
-            j = int(overlaps.argmax())
+            overlaps = iou(torch.tensor(d.box, dtype=torch.float64), boxes)
+            j = int(overlaps.argmax())  # the first of equal overlaps, as the devkit's `ov>ovmax`
             if overlaps[j] >= IOU:
                 if diff[j]:
                     continue  # a difficult box: neither hit nor miss
@@ -77,9 +78,7 @@ def average_precision(detections: list[Detection], truth: list[Annotation], labe
     if npos == 0:
         return float("nan")
     tp, fp = tp.cumsum(0), fp.cumsum(0)
-    recall = tp / npos
-    precision = tp / (tp + fp).clamp(min=1e-12)
-    return voc_ap(recall, precision)
+    return voc_ap(tp / npos, tp / (tp + fp))
 
 
 def evaluate(detections: list[Detection], truth: list[Annotation],
@@ -247,16 +246,49 @@ def detector(net: torch.nn.Module, classes: list[str], size: int, cfg: DetectCon
     return model
 
 
+# VOC boxes and the detector's: VOC's xmin..xmax are 1-based inclusive pixel indices; torchvision's
+# Faster R-CNN takes continuous coordinates, in which the box over 0-based pixels x1..x2 is
+# [x1, x2 + 1). Targets go in through `voc_to_detector`, detections come out through its inverse.
+_VOC_OFFSET = torch.tensor([1.0, 1.0, 0.0, 0.0])
+
+
+def voc_to_detector(boxes: torch.Tensor) -> torch.Tensor:
+    """VOC boxes (N x 4, 1-based inclusive) in the detector's frame: [xmin - 1, ymin - 1, xmax,
+    ymax). py-faster-rcnn makes the indices 0-based on reading (pascal_voc._load_pascal_annotation:
+    `x1 = float(bbox.find('xmin').text) - 1`, the same for y1, x2, y2) and keeps x2 the last
+    pixel; the continuous frame's right edge is one past it, so xmax stays."""
+    return boxes - _VOC_OFFSET.to(boxes)
+
+
+def detector_to_voc(boxes: torch.Tensor) -> torch.Tensor:
+    """The inverse of `voc_to_detector`, for scoring detections against VOC boxes (py-faster-rcnn
+    adds 1 when it writes its results: pascal_voc._write_voc_results_file, "the VOCdevkit
+    expects 1-based indices")."""
+    return boxes + _VOC_OFFSET.to(boxes)
+
+
+def hflip(x: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image (... x H x W) and its boxes in the detector's frame, mirrored left to right: x
+    becomes W - x, so the box over pixels x1..x2 lands on W-1-x2..W-1-x1, the mirrored object's
+    (py-faster-rcnn, in its 0-based inclusive frame: imdb.append_flipped_images, `boxes[:, 0] =
+    widths[i] - oldx2 - 1`, `boxes[:, 2] = widths[i] - oldx1 - 1`)."""
+    w = x.shape[-1]
+    mirrored = boxes.clone()
+    mirrored[:, [0, 2]] = w - boxes[:, [2, 0]]
+    return x.flip(-1), mirrored
+
+
 def _load_images(root: Path, anns: list[Annotation]) -> list[torch.Tensor]:
     return [decode_rgb(root / "JPEGImages" / f"{a.image}.jpg") for a in anns]
 
 
 def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed: int,
-                      device: torch.device, train_split: str = "train") -> dict:
+                      device: torch.device, train_split: str = "train",
+                      test_split: str = "test") -> dict:
     """Train Faster R-CNN on the VOC-format set at `root` (split `train_split`) from `net`'s conv
-    trunk (and fc6/fc7 where it has them), every layer trained, and score it on split test
+    trunk (and fc6/fc7 where it has them), every layer trained, and score it on split `test_split`
     (VOC 2007 mAP, %)."""
-    train_ann, test_ann = read_voc(root, train_split), read_voc(root, "test")
+    train_ann, test_ann = read_voc(root, train_split), read_voc(root, test_split)
     classes = sorted({lab for a in train_ann + test_ann for lab in a.labels})
     index = {c: i + 1 for i, c in enumerate(classes)}
     train_img, test_img = _load_images(root, train_ann), _load_images(root, test_ann)
@@ -286,11 +318,9 @@ def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed:
                 if not cfg.train_difficult and a.difficult:
                     keep = [k for k, d in enumerate(a.difficult) if not d]
                     boxes, labels = boxes[keep], [labels[k] for k in keep]
-                boxes = boxes.clone()
-                if torch.rand(1, generator=g).item() < 0.5:  # horizontal flip
-                    w = x.shape[-1]
-                    x = x.flip(-1)
-                    boxes[:, [0, 2]] = (w - 1) - boxes[:, [2, 0]]
+                boxes = voc_to_detector(boxes)
+                if torch.rand(1, generator=g).item() < 0.5:
+                    x, boxes = hflip(x, boxes)
                 images.append(x.to(device))
                 targets.append({"boxes": boxes.to(device), "labels": torch.tensor(
                     [index[lab] for lab in labels], dtype=torch.int64, device=device)})
@@ -308,6 +338,7 @@ def finetune_detector(net: torch.nn.Module, root: Path, cfg: DetectConfig, seed:
             for a, out in zip(test_ann[i:i + cfg.batch_size], model(batch)):
                 for b, lab, s in zip(out["boxes"].cpu(), out["labels"].tolist(),
                                      out["scores"].tolist()):
-                    dets.append(Detection(a.image, classes[lab - 1], s, tuple(b.tolist())))
+                    dets.append(Detection(a.image, classes[lab - 1], s,
+                                          tuple(detector_to_voc(b).tolist())))
     r = evaluate(dets, test_ann, classes)
     return {"top1": r["mAP"], "mAP": r["mAP"], "AP": r["AP"], "steps": steps}

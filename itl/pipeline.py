@@ -129,7 +129,7 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
                 net = models.build(scale.pretrain.model, 2, seed)
             entry = datasets.get(target)
             return detection.finetune_detector(net, entry.root(), settings, seed, train.device(),
-                                               entry.train_split)
+                                               *entry.eval_splits())
         tr = target_images(target, "train", seed, scale.size)
         te = target_images(target, "test", seed, scale.size)
         if method == "finetune":

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from itl import data, devices, metrics, models, rng, runs, train
 from itl.data import ImageSet
-from itl.datasets.entry import MEAN_AP, TOP1
+from itl.datasets.entry import TOP1
 
 
 class ProtocolError(AssertionError):
@@ -240,8 +240,8 @@ def knn(net: models.Net, target_train: ImageSet, target_test: ImageSet,
     sim = fte @ ftr.T
     k = min(cfg.k, len(target_train))
     top, idx = sim.topk(k, dim=1)
-    if metric == MEAN_AP:
-        flags = metrics.multi_hot(target_train.y, len(target_train.classes))
+    if metric in metrics.MULTI_LABEL:
+        flags = metrics.positives(metric, target_train.y, len(target_train.classes))
         votes = (flags[idx] * (1 + 1e-3 * top)[..., None]).sum(1)
         return metrics.score(metric, votes, target_test.y, target_test.classes)
     votes = torch.zeros(len(fte), len(target_train.classes))

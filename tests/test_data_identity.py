@@ -214,7 +214,11 @@ def _bccd(names=("RBC", "WBC", "Platelets"), size=(640, 480)) -> dict[str, bytes
         files[f"BCCD/Annotations/img_{i}.xml"] = _voc_xml([n], size)
         files[f"BCCD/JPEGImages/img_{i}.jpg"] = _jpeg()
     ids = [f"img_{i}" for i in range(len(names))]
-    for split, part in (("train", ids[:2]), ("val", ids[2:]), ("trainval", ids), ("test", ids)):
+    test = [f"test_{i}" for i in range(len(names))]  # apart from trainval, as VOC's test is
+    for i in test:  # no objects: the boxes and classes are trainval's
+        files[f"BCCD/Annotations/{i}.xml"] = _voc_xml([], size)
+        files[f"BCCD/JPEGImages/{i}.jpg"] = _jpeg()
+    for split, part in (("train", ids[:2]), ("val", ids[2:]), ("trainval", ids), ("test", test)):
         files[f"BCCD/ImageSets/Main/{split}.txt"] = "\n".join(part).encode()
     return files
 

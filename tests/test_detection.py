@@ -1,4 +1,5 @@
-"""The VOC 2007 mAP evaluator against hand-computed cases, reading VOC-format folders, and the
+"""The VOC 2007 mAP evaluator against hand-computed cases (against the devkit:
+test_voc_eval.py), the detector's box frame and flip, reading VOC-format folders, and the
 generated VOC-format set."""
 import math
 
@@ -49,6 +50,31 @@ def test_map_over_classes_skips_classes_without_ground_truth():
     assert math.isnan(r["AP"]["bird"]) and r["mAP"] == pytest.approx(75.0)
 
 
+def _pixels(box: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The pixels a box in the detector's continuous frame covers: those whose unit square
+    [j, j + 1) lies inside it."""
+    cols, rows = torch.arange(w), torch.arange(h)
+    x_in = (cols >= box[0]) & (cols + 1 <= box[2])
+    y_in = (rows >= box[1]) & (rows + 1 <= box[3])
+    return y_in[:, None] & x_in[None, :]
+
+
+def test_flip_mirrors_a_box_onto_its_mirrored_object():
+    h, w = 20, 31
+    x = torch.zeros(3, h, w)
+    x[:, 4:10, 2:13] = 1.0  # an object on 0-based rows 4..9, columns 2..12
+    voc_box = torch.tensor([[3.0, 5, 13, 10]])  # ... as VOC writes it: 1-based, inclusive
+    box = det.voc_to_detector(voc_box)
+    assert torch.equal(_pixels(box[0], h, w), x[0] > 0)
+    assert torch.equal(det.detector_to_voc(box), voc_box)
+    flipped, mirrored = det.hflip(x, box)
+    assert torch.equal(flipped, x.flip(-1))
+    assert torch.equal(_pixels(mirrored[0], h, w), flipped[0] > 0)  # exactly its pixels
+    assert det.detector_to_voc(mirrored).tolist() == [[19.0, 5, 29, 10]]  # columns 30-12..30-2
+    again, back = det.hflip(flipped, mirrored)
+    assert torch.equal(again, x) and torch.equal(back, box)
+
+
 def _voc(root, n_objects, n_train, n_test, seed=0):
     """A generated set from random two-class objects on black backgrounds."""
     g = torch.Generator().manual_seed(0)
@@ -87,9 +113,11 @@ def test_bccd_reads_as_voc(reference, tmp_path):
     assert test and {lab for a in test for lab in a.labels} <= {"RBC", "WBC", "Platelets"}
 
 
-def test_faster_rcnn_trains_on_a_pretrained_trunk_and_scores(tmp_path):
+def test_faster_rcnn_trains_on_a_pretrained_trunk_and_scores(tmp_path, monkeypatch):
     from itl import models
     root = _voc(tmp_path / "voc", 6, 4, 2)[3]
+    flips = []
+    monkeypatch.setattr(det, "hflip", lambda x, b: flips.append(b) or (x.flip(-1), b))
     net = models.build("alexnet", 10, seed=0)
     trunk, channels = det.conv_trunk(net)
     assert channels == 256 and det.conv_trunk(models.build("small_cnn", 3, 0))[1] == 96
@@ -97,6 +125,7 @@ def test_faster_rcnn_trains_on_a_pretrained_trunk_and_scores(tmp_path):
     r = det.finetune_detector(net, root, det.DetectConfig(epochs=1, batch_size=2), seed=0,
                               device=torch.device("cpu"))
     assert 0.0 <= r["mAP"] <= 100.0 and r["steps"] == 2
+    assert flips, "training mirrors images (at random) through det.hflip"
     assert r["AP"] and set(r["AP"]) <= {"cat", "ship"}
     assert any(not torch.equal(before[k], v) for k, v in net.state_dict().items()), \
         "fine-tuning must train the trunk too"

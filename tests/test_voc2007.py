@@ -1,7 +1,9 @@
 """PASCAL VOC 2007 detection (the paper's PASCAL-DET) on fabricated miniature copies of the two
-official tars: prepare -> read -> the Faster R-CNN whose box head is the pre-trained fc6/fc7 ->
-one SGD step -> VOC 2007 mAP; wrong md5, a truncated tar, a missing image list; the paper
-scale's detection settings, and detection run keys unchanged by the settings added for it."""
+official tars and of ../shared/data's trainval-only shards: prepare -> read -> the Faster R-CNN
+whose box head is the pre-trained fc6/fc7 -> one SGD step -> VOC 2007 mAP; wrong md5, a
+truncated tar, a missing image list, a byte-flipped or missing shard, split lists and boxes that
+are not VOC's; the splits each release is trained and scored on; the paper scale's detection
+settings, and detection run keys unchanged by the settings added for it."""
 import shutil
 import tarfile
 from dataclasses import asdict, replace
@@ -15,7 +17,7 @@ from itl import detection as det
 from itl import models, runs, scales
 from itl.datasets import entry, records, staging, voc, voc2007
 from itl.datasets.images import DataError
-from archives import write_tar
+from archives import write_shards, write_tar
 
 CLASSES = ("cat", "dog", "person")  # 3 of VOC's 20
 # image id -> (height, width), [(class, box, difficult)]
@@ -30,13 +32,17 @@ TRAINVAL = {
 TEST = {
     "000001": ((210, 230), [("cat", (30, 30, 140, 160), False)]),
     "000002": ((227, 227), [("person", (60, 10, 170, 220), False),
-                            ("dog", (0, 100, 60, 200), True)]),
+                            ("dog", (1, 100, 60, 200), True)]),
     "000004": ((190, 250), [("dog", (100, 40, 240, 180), False)]),
 }
 MINI = replace(voc2007.VOC2007, classes=CLASSES,
                split_sizes={"trainval": len(TRAINVAL), "test": len(TEST)},
                archives=(entry.Archive("mini-trainval.tar"), entry.Archive("mini-test.tar")))
 DEVKIT = "VOCdevkit/VOC2007"
+IDS = sorted(TRAINVAL)
+TRAINVAL_ONLY = {"train": IDS[:2], "val": IDS[2:], "trainval": IDS}  # the shards' lists
+# the miniature with both releases: the official one and the shards' (trainval only, no test)
+MINI_SHARDS = replace(MINI, other_releases=({"train": 2, "val": 2, "trainval": 4},))
 
 
 @pytest.fixture(autouse=True)
@@ -58,12 +64,12 @@ def _jpeg(size, objects, seed: int) -> bytes:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 80, (3, *size), dtype=torch.uint8, generator=g)
     for k, (c, b, _) in enumerate(objects):
-        x[CLASSES.index(c), b[1]:b[3] + 1, b[0]:b[2] + 1] = 220
+        x[CLASSES.index(c) if c in CLASSES else 0, b[1]:b[3] + 1, b[0]:b[2] + 1] = 220
     return torchvision.io.encode_jpeg(x, quality=90).numpy().tobytes()
 
 
-def _tar(path: Path, images: dict, lists: dict[str, list[str]]) -> Path:
-    """A tar in the official layout: VOCdevkit/VOC2007/{Annotations, JPEGImages,
+def _files(images: dict, lists: dict[str, list[str]]) -> dict[str, bytes]:
+    """The official layout: VOCdevkit/VOC2007/{Annotations, JPEGImages,
     ImageSets/Main/<split>.txt} (`lists`: split -> image ids; a split left out is absent)."""
     files = {}
     for n, (image, (size, objects)) in enumerate(sorted(images.items())):
@@ -71,7 +77,22 @@ def _tar(path: Path, images: dict, lists: dict[str, list[str]]) -> Path:
         files[f"{DEVKIT}/JPEGImages/{image}.jpg"] = _jpeg(size, objects, n)
     for split, ids in lists.items():
         files[f"{DEVKIT}/ImageSets/Main/{split}.txt"] = "".join(f"{i}\n" for i in ids).encode()
-    return write_tar(path, files)
+    return files
+
+
+def _tar(path: Path, images: dict, lists: dict[str, list[str]]) -> Path:
+    """A tar of `_files(images, lists)`."""
+    return write_tar(path, _files(images, lists))
+
+
+def _shards(folder: Path, files: dict[str, bytes] | None = None) -> Path:
+    """../shared/data's layout: folder/SHA256SUMS and folder/voc2007/ with the two shards, the
+    trainval-only release (or `files`) split between them, half the files in each."""
+    files = _files(TRAINVAL, TRAINVAL_ONLY) if files is None else files
+    names = sorted(files)
+    halves = names[:len(names) // 2], names[len(names) // 2:]
+    return write_shards(folder, {f"voc2007/{shard}": {n: files[n] for n in half}
+                                 for shard, half in zip(voc2007.VOC2007.shard_files, halves)})
 
 
 def _mini(folder: Path, names=("mini-trainval.tar", "mini-test.tar"), test_list=True) -> Path:
@@ -184,12 +205,160 @@ def test_the_miniature_is_not_voc2007_itself(tmp_path):
     _nothing_prepared(tmp_path)
 
 
+def test_the_shards_folder_prepares_the_trainval_only_release(tmp_path):
+    shards = _shards(tmp_path / "shared")
+    root = MINI_SHARDS.prepare(shards)
+    assert root == tmp_path / "data" / "VOC2007" == MINI_SHARDS.root()
+    assert not (root / "ImageSets" / "Main" / "test.txt").exists()
+    rec = __import__("json").loads((root / records.RECORD).read_text())
+    assert rec["images"] == {"train": 2, "val": 2, "trainval": 4}  # the splits it has
+    assert rec["source"]["kind"] == "shards" and set(rec["source"]["sha256"]) == {
+        "voc2007/voc2007-trainval-0.tar.gz", "voc2007/voc2007-trainval-1.tar.gz"}
+    assert MINI_SHARDS.present() and MINI_SHARDS.verify() is None
+    status = MINI_SHARDS.status()
+    assert status.state == entry.VERIFIED and ": images 2 train, 2 val, 4 trainval; 7 boxes" in \
+        status.detail
+    assert MINI_SHARDS.eval_splits() == ("train", "val")
+    assert [a.image for a in voc.read_voc(root, "val")] == IDS[2:]
+    # a record naming a content that is neither release fails verification
+    (root / "ImageSets" / "Main" / "val.txt").write_text(f"{IDS[2]}\n")
+    assert "val.txt lists 1 images where" in MINI_SHARDS.verify()
+    _one_line_error(MINI_SHARDS.eval_splits, "val.txt lists 1 images where",
+                    "itl data prepare voc2007")
+
+
+def test_the_shards_own_folder_finds_sha256sums_in_its_parent_and_the_cli_prints_its_splits(
+        tmp_path, monkeypatch, capsys):
+    from itl import cli, datasets
+    shards = _shards(tmp_path / "shared")
+    monkeypatch.setitem(datasets.REGISTRY, "voc2007", MINI_SHARDS)
+    assert cli.main(["data", "prepare", "voc2007", "--from", str(shards / "voc2007")]) == 0
+    out = capsys.readouterr().out
+    assert "voc2007 train: 2 images, 3 boxes" in out and "voc2007 val: 2 images, 4 boxes" in out
+    rec = __import__("json").loads((MINI_SHARDS.root() / records.RECORD).read_text())
+    assert rec["source"]["path"] == str((shards / "voc2007").resolve())
+    assert set(rec["source"]["sha256"]) == {"voc2007/voc2007-trainval-0.tar.gz",
+                                            "voc2007/voc2007-trainval-1.tar.gz"}
+    assert rec["images"] == {"train": 2, "val": 2, "trainval": 4}
+
+
+@pytest.mark.parametrize("given", ["shards folder", "shards' own folder"])
+def test_a_byte_flipped_or_missing_shard_is_one_error_naming_it(tmp_path, given):
+    shards = _shards(tmp_path / "shared")
+    source = shards if given == "shards folder" else shards / "voc2007"
+    second = shards / "voc2007" / "voc2007-trainval-1.tar.gz"
+    blob = bytearray(second.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    second.write_bytes(bytes(blob))
+    _one_line_error(lambda: MINI_SHARDS.prepare(source), "wrong checksum for",
+                    "voc2007-trainval-1.tar.gz", "SHA256SUMS", "copy that shard again")
+    _nothing_prepared(tmp_path)
+    (shards / "voc2007" / "voc2007-trainval-0.tar.gz").unlink()
+    _one_line_error(lambda: MINI_SHARDS.prepare(source), "shard ",
+                    "voc2007-trainval-0.tar.gz listed in", "SHA256SUMS is missing", "copy it back")
+    _nothing_prepared(tmp_path)
+
+
+def test_an_unpacked_trainval_only_folder_is_accepted_and_verified(tmp_path):
+    unpacked = tmp_path / "unpacked"
+    for shard in sorted((_shards(tmp_path / "shared") / "voc2007").glob("*.tar.gz")):
+        with tarfile.open(shard) as f:
+            f.extractall(unpacked, filter="data")
+    # an entry without the shards' release refuses it; with two, the error names both
+    _one_line_error(lambda: MINI.prepare(unpacked / DEVKIT), "is not voc2007",
+                    "ImageSets/Main/test.txt is missing")
+    _one_line_error(lambda: voc2007.VOC2007.prepare(unpacked / DEVKIT),
+                    "is not voc2007: found 4 images in ImageSets/Main/trainval.txt, expected "
+                    "5011; or, as the release of 2500 train, 2508 val, 5008 trainval images: "
+                    "found 2 images in ImageSets/Main/train.txt, expected 2500")
+    _nothing_prepared(tmp_path)
+    root = MINI_SHARDS.prepare(unpacked / DEVKIT)
+    assert MINI_SHARDS.verify() is None and MINI_SHARDS.eval_splits() == ("train", "val")
+    rec = __import__("json").loads((root / records.RECORD).read_text())
+    assert rec["source"]["kind"] == "folder" and rec["images"]["trainval"] == 4
+    assert (unpacked / DEVKIT / "JPEGImages" / "000005.jpg").is_file()  # copied, not moved
+
+
+def test_eval_splits_are_trainval_test_with_a_test_half_else_train_val(tmp_path):
+    MINI_SHARDS.prepare(_mini(tmp_path / "dl"))  # the official release: it has test
+    assert MINI_SHARDS.eval_splits() == ("trainval", "test")
+    MINI_SHARDS.prepare(_shards(tmp_path / "shared"))  # replaces it with the shards' release
+    assert MINI_SHARDS.eval_splits() == ("train", "val")
+    staging.rmtree(tmp_path / "data" / "VOC2007")
+    _one_line_error(MINI_SHARDS.eval_splits, "VOC2007 is not prepared",
+                    "itl data prepare voc2007 --from PATH")
+
+
+def _broken(change: str) -> dict[str, bytes]:
+    """The shards' files with one thing that VOC's devkit does not allow."""
+    lists = {k: list(v) for k, v in TRAINVAL_ONLY.items()}
+    images = dict(TRAINVAL)
+    if change == "an id twice":
+        lists["train"] = [IDS[0], IDS[0]]
+    elif change == "train and val overlap":
+        lists["val"] = [IDS[1], IDS[3]]
+    elif change == "trainval is not train and val":
+        lists["trainval"] = IDS[:3] + ["000099"]
+    elif change == "a box outside its image":  # 000005 is 240 wide
+        images["000005"] = ((200, 240), [("cat", (20, 30, 120, 150), False),
+                                         ("dog", (130, 40, 241, 180), False)])
+    elif change == "a box at 0":  # the devkit's pixels start at 1
+        images["000007"] = ((227, 227), [("person", (0, 20, 150, 210), False)])
+    elif change == "a zero-area box":
+        images["000007"] = ((227, 227), [("person", (50, 20, 50, 210), False)])
+    elif change == "another class":
+        images["000009"] = ((180, 260), [("kitten", (10, 10, 100, 120), False)])
+    files = _files(images, lists)
+    if change == "a missing image":
+        del files[f"{DEVKIT}/JPEGImages/000012.jpg"]
+    elif change == "a missing annotation":
+        del files[f"{DEVKIT}/Annotations/000012.xml"]
+    return files
+
+
+@pytest.mark.parametrize("change, fragments", [
+    ("an id twice", ("ImageSets/Main/train.txt lists 000005 twice",)),
+    ("train and val overlap", ("ImageSets/Main/val.txt lists 000007, which train.txt lists too",
+                               "train and val are disjoint")),
+    ("trainval is not train and val", ("trainval.txt is not train.txt and val.txt together",
+                                       "000012 is in train.txt or val.txt but not in")),
+    ("a box outside its image", ("Annotations/000005.xml: object 2 (dog) has the box "
+                                 "[130, 40, 241, 180] outside its 240x200 image",)),
+    ("a box at 0", ("Annotations/000007.xml: object 1 (person)", "outside its 227x227 image",
+                    "1 <= xmin")),
+    ("a zero-area box", ("Annotations/000007.xml: object 1 (person) has the zero-area box "
+                         "[50, 20, 50, 210]",)),
+    ("another class", ("is not voc2007", "'kitten' first in", "Annotations/000009.xml")),
+    ("a missing image", ("JPEGImages/000012.jpg is missing",
+                         "listed in ImageSets/Main/trainval.txt")),
+    ("a missing annotation", ("Annotations/000012.xml is missing",)),
+])
+def test_split_lists_and_boxes_that_are_not_vocs_are_refused(tmp_path, change, fragments):
+    shards = _shards(tmp_path / "shared", _broken(change))
+    _one_line_error(lambda: MINI_SHARDS.prepare(shards), *fragments,
+                    "itl data prepare voc2007 --from PATH")
+    _nothing_prepared(tmp_path)
+
+
+def test_trainval_and_test_overlapping_is_refused(tmp_path):
+    dl = tmp_path / "dl"
+    _tar(dl / "mini-trainval.tar", TRAINVAL, {"trainval": IDS})
+    _tar(dl / "mini-test.tar", TEST, {"test": sorted(TEST) + [IDS[0]]})
+    _one_line_error(lambda: MINI.prepare(dl), "ImageSets/Main/test.txt lists 000005, which "
+                    "trainval.txt lists too", "trainval and test are disjoint")
+    _nothing_prepared(tmp_path)
+
+
 def test_the_registry_entry_is_voc2007_detection_scored_by_voc07_map():
     from itl import datasets
     e = datasets.get("voc2007")
     assert e is voc2007.VOC2007 and e.origin == entry.PREPARED
     assert (e.kind, e.metric, e.train_split) == (entry.DETECTION, entry.VOC07_MAP, "trainval")
     assert len(e.classes) == 20 and e.split_sizes == {"trainval": 5011, "test": 4952}
+    assert e.releases() == ({"trainval": 5011, "test": 4952},  # official; ../shared/data's:
+                            {"train": 2500, "val": 2508, "trainval": 5008})
+    assert (e.shards, e.shard_files) == ("voc2007", ("voc2007-trainval-0.tar.gz",
+                                                     "voc2007-trainval-1.tar.gz"))
     assert {a.name: a.md5 for a in e.archives} == {  # torchvision's VOCDetection
         "VOCtrainval_06-Nov-2007.tar": "c52e279531787c972589f7e41ab4ae64",
         "VOCtest_06-Nov-2007.tar": "b6e924de25625d8de591ea690078ad9f"}
@@ -296,11 +465,15 @@ def test_the_paper_scale_fine_tunes_voc2007_on_trainval_through_the_pipeline(tmp
     root = MINI.prepare(_mini(tmp_path / "dl"))
     seen = {}
 
-    def fake(net, at, cfg, seed, device, train_split="train"):
+    def fake(net, at, cfg, seed, device, train_split="train", test_split="test"):
         seen.update(root=at, cfg=cfg, split=train_split, fc6=det.fc_box_head(net) is not None)
+        assert test_split == "test"
         return {"top1": 1.0, "mAP": 1.0, "AP": {}, "steps": 0}
 
     monkeypatch.setattr(pipeline.detection, "finetune_detector", fake)
+    real = pipeline.datasets.get
+    monkeypatch.setattr(pipeline.datasets, "get",
+                        lambda name: MINI if name == "voc2007" else real(name))
     r = pipeline.transfer_one("paper", pipeline.RANDOM, "voc2007", "detect", 0)
     assert r["mAP"] == 1.0
     assert seen == {"root": root, "cfg": scales.SCALES["paper"].detect, "split": "trainval",

@@ -20,12 +20,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from itl.datasets import (bccd, cifar10, imagenet1k, imagenet64, planned, records, scene15, smoke,
-                          sun397, tiny_imagenet, voc2007, voc2012_action, voc_cifar)
+                          sun397, tiny_imagenet, voc2007, voc2007_cls, voc2012_action,
+                          voc_cifar)
 from itl.datasets.entry import GENERATED, PREPARED, Dataset
 from itl.datasets.images import DataError
 
 _MODULES = (smoke, tiny_imagenet, cifar10, scene15, bccd, voc_cifar, imagenet1k, imagenet64,
-            voc2007, sun397, voc2012_action, planned)
+            voc2007, voc2007_cls, sun397, voc2012_action, planned)
 
 
 def _registry() -> dict[str, Dataset]:

@@ -75,7 +75,9 @@ def read_sums(sums: Path) -> list[tuple[str, str]]:
 
 def verified_shards(folder: Path, shards: str) -> dict[Path, str]:
     """The shards in folder/`shards`/ listed in folder/SHA256SUMS (path -> sha256), each checked
-    against its sum; a shard in that folder that the file does not list is refused too."""
+    against its sum, every one before the caller unpacks any; a shard listed but missing, one
+    whose bytes differ from its sum, and one in that folder that the file does not list are each
+    one DataError naming the shard and the fix."""
     sums = folder / "SHA256SUMS"
     found = {}
     for digest, rel in read_sums(sums):
@@ -84,9 +86,13 @@ def verified_shards(folder: Path, shards: str) -> dict[Path, str]:
             continue
         f = folder / rel
         if not f.is_file():
-            raise DataError(f"shard {f} listed in {sums} is missing")
-        if paths.sha256_file(f) != digest:
-            raise DataError(f"wrong checksum for {f}: expected {digest} from {sums}")
+            raise DataError(f"shard {f} listed in {sums} is missing: copy it back beside the "
+                            f"other {shards} shards (every shard {sums.name} lists is needed)")
+        found_digest = paths.sha256_file(f)
+        if found_digest != digest:
+            raise DataError(f"wrong checksum for {f}: expected {digest} from {sums}, found "
+                            f"{found_digest} (a truncated or altered copy): copy that shard "
+                            "again from where the shards came from")
         found[f] = digest
     if not found:
         raise DataError(f"{sums} lists no shard of {shards} (expected ./{shards}/...)")

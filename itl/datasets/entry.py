@@ -23,6 +23,7 @@ TOP1 = "top-1 accuracy"  # Dataset.metric: what itl scores a transfer to the set
 MEAN_PER_CLASS = "mean per-class accuracy"  # SUN397's standard measure
 VOC07_MAP = "mAP (VOC 2007 11-point, IoU 0.5)"  # itl.detection.evaluate
 MEAN_AP = "mean AP over classes"  # VOC 2012 action classification
+VOC07_CLS = "mAP (VOC 2007 classification, 11-point, difficult ignored)"  # VOC-CLS
 
 PREPARED, GENERATED, PLANNED = "prepared", "generated", "planned"  # Dataset.origin
 SHARE, IMAGES = "share", "images"  # Dataset.per_class_unit
@@ -71,7 +72,7 @@ class Dataset:
     present / verify; this base says what every kind shares."""
     name: str
     kind: str  # CLASSIFICATION or DETECTION
-    metric: str  # TOP1, MEAN_PER_CLASS, VOC07_MAP, MEAN_AP
+    metric: str  # TOP1, MEAN_PER_CLASS, VOC07_MAP, MEAN_AP, VOC07_CLS
     classes: tuple[str, ...] | None  # in label order; None: read from the data itself
     class_ids: str  # "wnid" (WordNet 3.0 noun ids) or "name"
     splits: tuple[str, ...] = ("train", "test")
@@ -100,6 +101,11 @@ class Dataset:
     def root(self) -> Path:
         """The folder of a VOC-format detection set."""
         raise DataError(f"data set {self.name!r} is a {self.kind} set, not a VOC-format folder")
+
+    def eval_splits(self) -> tuple[str, str]:
+        """(split trained on, split scored on) of a detection set; a prepared VOC-format set
+        reads them from its record (voc.VocSet)."""
+        return self.train_split, "test"
 
     def fingerprint(self, size: int | None = None) -> str:
         """What identifies its content in a run's config (a VOC folder: its name)."""

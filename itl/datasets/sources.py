@@ -1,5 +1,6 @@
 """What `itl data prepare NAME --from PATH` may be given, and how it is opened: a folder of tar.gz
-shards with a SHA256SUMS file (every shard of NAME checked against its sum before anything is
+shards with a SHA256SUMS file, or NAME's own folder in it (`../shared/data` or
+`../shared/data/voc2007`; every shard of NAME checked against its sum before anything is
 unpacked); the original public distribution's archive (under the original's file name it must
 have the published md5); a folder already unpacked; or a data set folder that an itl prepared.
 Nothing here touches the network.
@@ -75,15 +76,34 @@ def verified_archive(entry: Dataset, source: Path) -> dict:
     return {"md5": md5, "sha256": sha}
 
 
+def sums_folder(entry: Dataset, source: Path) -> Path | None:
+    """The folder whose SHA256SUMS lists the shards that `source` offers: `source` itself (the
+    shards folder, ../shared/data), or its parent when `source` is the entry's own folder of
+    shards in it (../shared/data/voc2007, holding tar.gz shards); None for anything else."""
+    if not source.is_dir():
+        return None
+    if (source / "SHA256SUMS").is_file():
+        return source
+    here = source.resolve()
+    if entry.shards and here.name == entry.shards and (here.parent / "SHA256SUMS").is_file() \
+            and any(f.name.endswith(checksums.ARCHIVE_SUFFIXES) for f in here.iterdir()):
+        return here.parent
+    return None
+
+
 def opened(entry: Dataset, source: Path, staging: Path) -> tuple[Path, dict]:
     """The source's files, unpacked into `staging` once verified (a folder: as it is), and the
     record of where they came from."""
     unpacked = staging / "unpacked"
     unpacked.mkdir()
-    if source.is_dir() and (source / "SHA256SUMS").is_file():
-        shards = checksums.verified_shards(source, entry.shards)
+    folder = sums_folder(entry, source)
+    if folder is not None:
+        if not entry.shards:
+            raise DataError(f"{source} is a shards folder (SHA256SUMS), but {entry.name} has no "
+                            f"shards: pass {entry.fix or 'its original archive'}")
+        shards = checksums.verified_shards(folder, entry.shards)
         origin = records.origin(source, "shards", sha256={
-            str(f.relative_to(source)): d for f, d in shards.items()})
+            str(f.relative_to(folder)): d for f, d in shards.items()})
         for shard in shards:
             unpack(shard, unpacked)
     elif source.is_file():

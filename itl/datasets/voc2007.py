@@ -4,11 +4,22 @@ on PASCAL-VOC 2007"): Faster R-CNN fine-tuned on trainval (5,011 images) and sco
 
 Prepared from the two official tars, `VOCtrainval_06-Nov-2007.tar` and
 `VOCtest_06-Nov-2007.tar` (each checked against the md5 that torchvision's `VOCDetection`
-checks, both before anything is unpacked; they unpack into one `VOCdevkit/VOC2007` folder), or
-from that folder already unpacked. `--from` takes the folder holding both tars, either tar (the
-other beside it), or the unpacked folder. What is installed is checked as every VOC-format set
-is (`voc.VocSet`): both image lists and their sizes, every listed annotation parses, the 20
-class names, every listed image present.
+checks, both before anything is unpacked; they unpack into one `VOCdevkit/VOC2007` folder), from
+the shards of ../shared/data (`voc2007/voc2007-trainval-{0,1}.tar.gz`, each checked against its
+sha256 in SHA256SUMS before anything is unpacked; ../shared/data/README.md), or from a
+`VOCdevkit/VOC2007` folder already unpacked. `--from` takes the folder holding both tars, either
+tar (the other beside it), the shards folder holding SHA256SUMS or its `voc2007` folder, or the
+unpacked folder.
+
+Two contents are accepted (`VocSet.releases`): the official release (trainval 5,011 + test 4,952
+images: fine-tune on trainval, score on test, as the paper) and the shards' copy, trainval only
+with 5,008 of its 5,011 images (005042, 007284, 009623 could not be had and are left out of
+every list; the test half could not be had at all: fine-tune on train, 2,500, score on val,
+2,508). The prepared folder's record says which; `VOC2007.eval_splits()` gives the pair. What is
+installed is checked as every VOC-format set is (`voc.VocSet`): the image lists and their sizes,
+no id twice in a list, train and val disjoint and together trainval, trainval apart from test,
+every listed annotation parses with its boxes inside its image, the 20 class names, every listed
+image present.
 """
 from __future__ import annotations
 
@@ -16,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from itl.datasets import checksums, records, sources, staging
-from itl.datasets.entry import DETECTION, VOC07_MAP, Archive
+from itl.datasets.entry import DETECTION, SHARDS_FOLDER, VOC07_MAP, Archive
 from itl.datasets.identity import mismatch
 from itl.datasets.images import DataError
 from itl.datasets.voc import VocSet
@@ -78,7 +89,9 @@ VOC2007 = SplitTarsVoc(
              "sheep", "sofa", "train", "tvmonitor"), class_ids="name",
     splits=("trainval", "test"), train_split="trainval",
     split_sizes={"trainval": 5011, "test": 4952},  # torchvision's prototype VOC (TVP)
+    other_releases=({"train": 2500, "val": 2508, "trainval": 5008},),  # ../shared/data's copy
     folder="VOC2007", archives=(TRAINVAL, TEST),
-    fix=f"the folder holding {TRAINVAL.name} and {TEST.name}, or the VOCdevkit/VOC2007 folder "
-        "they unpack to")
+    shards="voc2007", shard_files=("voc2007-trainval-0.tar.gz", "voc2007-trainval-1.tar.gz"),
+    fix=f"{SHARDS_FOLDER} or its voc2007 folder, the folder holding {TRAINVAL.name} and "
+        f"{TEST.name}, or the VOCdevkit/VOC2007 folder they unpack to")
 ENTRIES = (VOC2007,)
