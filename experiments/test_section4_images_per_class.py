@@ -15,9 +15,12 @@ chance lost by halving the images per class minus share of the transfer gain ove
 
 Rule: reproduced when the interval lies above the margin 5 (both losses on the scale of what they
 could lose, so neither side is favoured; 'far less' read as a difference of at least EFFECT (5% of
-the gain).); not reproduced when it lies wholly on the other side; inconclusive otherwise. Verdicts
-at half and twice the margin are reported beside it. Judged on the primary target only (claims
-module docstring).
+the gain); judged at 500 per class as the paper states it (250 and 125 reported beside); when the
+source's own loss (the statistic's ceiling) lies wholly inside the margin the verdict is 'untestable
+at this scale'.); not reproduced when it lies wholly on the other side; inconclusive otherwise.
+Verdicts at half and twice the margin are reported beside it. Judged on the primary target only
+(claims module docstring). 'Untestable at this scale' when the interval of the source's own loss
+(the statistic's ceiling) lies wholly inside the margin.
 
 Written once in itl.claims.CLAIMS["section4"]; tests/test_experiments.py checks this text against
 it.

@@ -5,15 +5,15 @@ and for some transfer tasks fewer classes transfer better.
 
 Conditions: the full source and the analogue of the paper's 127 coarse classes; plus a randomly
 initialised network, the floor every transfer gain is measured from. At small scale: full,
-labels=down-up:16.
+labels=down-up:29.
 
 Statistic (per seed, then mean and 95% t interval over seeds): share of the transfer gain lost with
 the 127-class analogue (%).
 
-Rule: reproduced when the interval lies below the margin 10 ('only a small drop' read as less than
-NEAR (10% of the gain; module doc).); not reproduced when it lies wholly on the other side;
-inconclusive otherwise. Verdicts at half and twice the margin are reported beside it. Judged on the
-primary target only (claims module docstring).
+Rule: reproduced when the interval lies below the margin 20 ('only a small drop' read as less than
+NEAR (20% of the gain; calibrated on the paper's own 2.8 mAP).); not reproduced when it lies wholly
+on the other side; inconclusive otherwise. Verdicts at half and twice the margin are reported beside
+it. Judged on the primary target only (claims module docstring).
 
 Written once in itl.claims.CLAIMS["section5_2"]; tests/test_experiments.py checks this text against
 it.

@@ -9,14 +9,14 @@ halves' classes; plus a randomly initialised network, the floor every transfer g
 from. At small scale: split=random:a, split=random:b, split=minimal:a, split=minimal:b.
 
 Statistic (per seed, then mean and 95% t interval over seeds): share of a half's own linear-probe
-gain that the network trained on the other half keeps (both directions averaged): random split
-minus minimal split (points of %).
+gain that the network trained on the other half keeps (both directions averaged): random split minus
+minimal split (points of %).
 
-Rule: reproduced when the interval lies above the margin 5 (all four halves trained, so each half
-is compared with its own network (like with like, not half B of one split against half B of
-another); 'less so' read as EFFECT.); not reproduced when it lies wholly on the other side;
-inconclusive otherwise. Verdicts at half and twice the margin are reported beside it. Judged on the
-primary target only (claims module docstring).
+Rule: reproduced when the interval lies above the margin 5 (all four halves trained, so each half is
+compared with its own network (like with like, not half B of one split against half B of another);
+'less so' read as EFFECT.); not reproduced when it lies wholly on the other side; inconclusive
+otherwise. Verdicts at half and twice the margin are reported beside it. Judged on the primary
+target only (claims module docstring).
 
 Written once in itl.claims.CLAIMS["section5_6b"]; tests/test_experiments.py checks this text
 against it.

@@ -23,8 +23,15 @@ other side, `inconclusive` when it straddles the threshold (always with fewer th
 when a seed's gain is not positive: a share of nothing is undefined). Every report also shows
 the verdict at half and at twice the margin, so a reader can see how much hangs on it.
 
+**Versions.** Claims v3 (`CLAIMS`, at the end of this module; every scale but `small-v2`)
+changes what issue 21 found wrong with v2 (`CLAIMS_V2`, kept to re-derive the published small
+v2 verdicts): NEAR is 20, calibrated on the paper's own 2.8 mAP; Section 4 can be "untestable at
+this scale"; 5.1 measures both sides over a random network; 5.4 is non-inferiority; 5.5 draws
+its classes stratified by the target; 5.6a removes PASCAL's classes with CIFAR-10's beside
+(docs/claims-v3.md). What follows describes v2; v3 keeps it where not said otherwise.
+
 **The margins** (in % of the pre-training gain):
-- NEAR = 10: the largest loss still "nearly as well" / "a small drop", and the largest gain
+- NEAR = 10 (v2; v3: 20): the largest loss still "nearly as well" / "a small drop", and the largest gain
   still "does not help". The paper's one quantified small drop, 127 classes instead of 1000,
   costs 2.8 mAP on PASCAL-DET; against the ~18 mAP that ImageNet pre-training added over
   training from scratch on VOC 2007 in that era (R-CNN from scratch: about 40.7 mAP, Agrawal
@@ -41,12 +48,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from itl import labels, pipeline, scales, wordnet
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-NEAR = 10.0  # % of the pre-training gain; see the module docstring
+UNTESTABLE = "untestable at this scale"  # claims v3: the statistic's ceiling lies inside the
+# margin, so even a perfect result could not reproduce the claim
+NEAR_V2 = 10.0  # claims v2's NEAR (% of the pre-training gain); see the module docstring
 EFFECT = 5.0  # % of the pre-training gain
 RECOVER = 50.0  # % of the fine-class gain (Section 5.3)
 FACTORS = (0.5, 1.0, 2.0)  # the margin, and half and twice it, in every report
@@ -73,6 +82,18 @@ class Estimate:
         if self.n < 2:
             return f"{self.mean:+.2f} (n={self.n}, no interval)"
         return f"{self.mean:+.2f} [{self.lo:+.2f}, {self.hi:+.2f}] (n={self.n})"
+
+
+@dataclass(frozen=True)
+class PaperValue:
+    """The claim's statistic as the paper's own numbers give it: a point, with where each
+    number comes from."""
+    value: float
+    how: str  # the arithmetic, on the paper's numbers
+    source: str
+
+    def estimate(self) -> Estimate:
+        return Estimate(self.value, self.value, self.value, 1)
 
 
 def estimate(values: Sequence[float]) -> Estimate:
@@ -180,6 +201,11 @@ class Claim:
     probes: Callable[[scales.Scale], tuple[tuple[str, str], ...]] = lambda s: ()
     figure: str = ""
     uses_target: bool = True  # False: the statistic reads probes only (no secondary verdict)
+    ceiling: Callable[[dict, scales.Scale], list[float]] | None = None  # per seed, the most
+    # the statistic could reach (Section 4: the source's own loss); its whole interval below
+    # the threshold makes the claim UNTESTABLE at that scale (claims v3)
+    paper: tuple["PaperValue", ...] = ()  # the statistic computed from the paper's own numbers
+    # (claims v3): the calibration test requires each to give REPRODUCED
 
     @property
     def threshold(self) -> float:
@@ -195,15 +221,25 @@ class Claim:
         if any(math.isnan(v) for v in values):  # a seed without gain: its share is undefined
             return Estimate(math.nan, math.nan, math.nan, len(values)), INCONCLUSIVE
         est = estimate(values)
-        if est.n < 2 or math.isnan(est.lo):
-            return est, INCONCLUSIVE
+        if self.ceiling is not None:
+            top = estimate(self.ceiling(results, scale))
+            if top.n >= 2 and not math.isnan(top.hi) and top.hi < self.margin * factor:
+                return est, UNTESTABLE
+        return est, self.decide(est, factor)
+
+    def decide(self, est: Estimate, factor: float = 1.0) -> str:
+        """The rule: the interval wholly on the paper's side of the threshold, wholly on the
+        other, or straddling it (a point, lo = hi = mean, is decided by its value: the
+        calibration test applies the rule so to the paper's own numbers)."""
+        if est.n < 1 or math.isnan(est.lo):
+            return INCONCLUSIVE
         t = self.margin * factor
         above, below = est.lo > t, est.hi < t
         if (above and self.direction == "above") or (below and self.direction == "below"):
-            return est, REPRODUCED
+            return REPRODUCED
         if above or below:
-            return est, NOT_REPRODUCED
-        return est, INCONCLUSIVE
+            return NOT_REPRODUCED
+        return INCONCLUSIVE
 
     def verdicts(self, results: dict, scale: scales.Scale,
                  metric: str | None = None) -> dict[float, str]:
@@ -318,8 +354,8 @@ SECTION5_2 = Claim(
     statement=("No: pre-training on 127 coarse classes instead of 1000 costs only 2.8 mAP on "
                "PASCAL-DET, and for some transfer tasks fewer classes transfer better."),
     statistic="share of the transfer gain lost with the 127-class analogue (%)",
-    margin=NEAR, direction="below",
-    why=f"'only a small drop' read as less than NEAR ({NEAR:g}% of the gain; module doc).",
+    margin=NEAR_V2, direction="below",
+    why=f"'only a small drop' read as less than NEAR ({NEAR_V2:g}% of the gain; module doc).",
     conditions=lambda s: (FULL, coarse(s)),
     compute=_transfer_lost(coarse),
 )
@@ -404,8 +440,8 @@ SECTION5_6A = Claim(
     statement=("No: ImageNet without the 229 classes under the PASCAL synsets (771 left) "
                "transfers to PASCAL nearly as well as all 1000 classes."),
     statistic="share of the transfer gain lost with the target-overlapping classes removed (%)",
-    margin=NEAR, direction="below",
-    why=f"'nearly as well' read as losing less than NEAR ({NEAR:g}% of the gain; module doc).",
+    margin=NEAR_V2, direction="below",
+    why=f"'nearly as well' read as losing less than NEAR ({NEAR_V2:g}% of the gain; module doc).",
     conditions=lambda s: (FULL, _without(s)),
     compute=_transfer_lost(_without),
 )
@@ -483,12 +519,172 @@ SECTION6 = Claim(
                "help transfer, and can hurt."),
     statistic=("transfer gain with the extra classes added, minus the gain without them, as a "
                "share of the gain without them (%)"),
-    margin=NEAR, direction="below",
+    margin=NEAR_V2, direction="below",
     why=("a non-superiority question: the extra unrelated classes do not improve transfer by "
-         f"more than NEAR ({NEAR:g}% of the gain); hurting and no effect both reproduce it."),
+         f"more than NEAR ({NEAR_V2:g}% of the gain); hurting and no effect both reproduce it."),
     conditions=lambda s: (FULL, _extra(s)),
     compute=_section6,
 )
 
-CLAIMS = {c.id: c for c in (SECTION4, SECTION5_1, SECTION5_2, SECTION5_3, SECTION5_4,
-                            SECTION5_5, SECTION5_6A, SECTION5_6B, SECTION6)}
+CLAIMS_V2 = {c.id: c for c in (SECTION4, SECTION5_1, SECTION5_2, SECTION5_3, SECTION5_4,
+                               SECTION5_5, SECTION5_6A, SECTION5_6B, SECTION6)}
+
+
+# ================================================================ claims v3 (small scale v3 on)
+#
+# Written, with their margins and the calibration below, before any v3 claim condition ran
+# (issue 21). The margins come from the paper's own numbers, not from any v2 outcome: every
+# rule with a number in the paper must call that number "reproduced" (tests/test_claims.py,
+# the calibration test). What changed from v2, and why, is in docs/claims-v3.md.
+#
+# The paper's PASCAL-DET gain from ImageNet pre-training, the floor of its shares: full
+# ImageNet gives 58.3 mAP (Section 4); without pre-training VOC 2007 detection reaches 40.7
+# (R-CNN trained from scratch, Agrawal, Girshick & Malik, ECCV 2014, "Analyzing the performance
+# of multilayer neural networks for object recognition") or 43.4 (Fast R-CNN from random init,
+# the figure issue 21 gives), so the gain is 17.6 or 14.9 mAP; each paper value below is
+# computed on both and both must pass.
+
+PAPER_FULL = 58.3  # PASCAL-DET mAP, 1000 images per class (Section 4, Figure 1)
+PAPER_FLOORS = ((40.7, "R-CNN from scratch, Agrawal et al. 2014"),
+                (43.4, "Fast R-CNN from random init, as issue 21 gives it"))
+PAPER = "arXiv:1608.08614v2"
+
+NEAR = 20.0  # % of the pre-training gain: "only a small drop" / "nearly as well". The paper
+# calls 127 classes' 2.8 mAP "only a small drop": 15.9% (floor 40.7) to 18.8% (floor 43.4) of
+# its gain, so a margin must lie above 18.8 for the paper's own example to pass; 20, a fifth of
+# the gain, is the smallest round margin that does (v2's 10 failed it).
+EFFECT_V3 = EFFECT  # 5% of the gain, the smallest difference called an effect ("far less",
+# "better", "less so"); the paper quantifies none of these comparisons beyond Section 4
+
+
+def _paper_losses(loss: float, what: str, source: str) -> tuple[PaperValue, ...]:
+    """A PASCAL-DET loss of `loss` mAP as a share (%) of the gain over each floor."""
+    return tuple(PaperValue(100 * loss / (PAPER_FULL - f),
+                            f"{what}: 100 x {loss} / ({PAPER_FULL} - {f}) ({name})", source)
+                 for f, name in PAPER_FLOORS)
+
+
+def _section4_ceiling(r: dict, scale: scales.Scale) -> list[float]:
+    """Per seed, the source's share of its gain lost at 500 per class: the most the Section 4
+    statistic can reach while transfer loses nothing."""
+    full, half = "images-per-class=1000", "images-per-class=500"
+    r = _full_alias(r, full)
+    return [100 - source_kept(r, half, s) for s in _seeds(r, FULL, half)]
+
+
+def section4_at(ipc: int) -> Statistic:
+    """Section 4's statistic at `ipc` images per class instead of 500 (reported beside)."""
+    def compute(r: dict, scale: scales.Scale, metric: str) -> list[float]:
+        full, less = "images-per-class=1000", f"images-per-class={ipc}"
+        r = _full_alias(r, full)
+        return [(100 - source_kept(r, less, s)) - (100 - transfer_kept(r, less, s, metric))
+                for s in _seeds(r, FULL, less)]
+    return compute
+
+
+SECTION4_V3 = replace(
+    SECTION4,
+    why=("both losses on the scale of what they could lose, so neither side is favoured; 'far "
+         "less' read as a difference of at least EFFECT (5% of the gain); judged at 500 per "
+         "class as the paper states it (250 and 125 reported beside); when the source's own "
+         "loss (the statistic's ceiling) lies wholly inside the margin the verdict is "
+         "'untestable at this scale'."),
+    ceiling=_section4_ceiling,
+    # no paper value: the paper quantifies only the transfer side (58.3 -> 57.0 mAP, 7.4% to
+    # 8.7% of the gain; 1.5 mAP on the project page, to 10.1%); the source's drop at 500 per
+    # class is "much larger" but not in any text itl holds (docs/claims-v3.md). The rule then
+    # needs the source to lose at least 12.4% to 15.1% of its gain: SECTION4_NEEDS.
+)
+SECTION4_NEEDS = tuple(pv.value + EFFECT for pv in _paper_losses(
+    1.3, "transfer's loss at 500 per class (58.3 -> 57.0)", f"{PAPER}, Section 4, Figure 1")
+    + _paper_losses(1.5, "transfer's loss at 500 per class", "the authors' project page"))
+
+
+def _section5_1_v3(r: dict, scale: scales.Scale, metric: str) -> list[float]:
+    """Both sides as shares of the gain over the random-init network read out the same way:
+    the fine-class linear probe over random features' probe (the paper's 'last layer re-trained
+    on the 1000 classes'), the transfer over random init fine-tuned."""
+    half = level(scale, "down-up", 486)
+    fine = _fine(scale)
+    return [(100 - share(r[half][s][fine], r[pipeline.RANDOM][s][fine], r[FULL][s][fine]))
+            - (100 - transfer_kept(r, half, s, metric)) for s in _seeds(r, FULL, half)]
+
+
+SECTION5_1_V3 = replace(
+    SECTION5_1,
+    statistic=("share of the fine-class source gain over random features lost by the 486-class "
+               "analogue (linear probe on the leaf classes) minus share of the transfer gain "
+               "over random init lost (points of %)"),
+    why=("both sides on the scale of what pre-training buys over a random network read out the "
+         "same way (probe over random features' probe; fine-tuning over random init fine-tuned); "
+         "the coarse network's source accuracy measured as the paper did, by re-training only "
+         "the last layer on the fine classes (docs/claims-v3.md)."),
+    compute=_section5_1_v3,
+)
+
+SECTION5_2_V3 = replace(
+    SECTION5_2, margin=NEAR,
+    why=f"'only a small drop' read as less than NEAR ({NEAR:g}% of the gain; calibrated on "
+        "the paper's own 2.8 mAP).",
+    paper=_paper_losses(2.8, "127 classes instead of 1000 (58.3 -> 55.5)",
+                        f"{PAPER}, Section 5.2; the authors' project page"),
+)
+
+SECTION5_4_V3 = replace(
+    SECTION5_4,
+    statement=("itl's reading of Section 5.4: features trained on the fine classes classify the "
+               "coarse classes at least about as well as features trained on the coarse classes "
+               "themselves (class labels should follow what classes share visually, not WordNet "
+               "semantics alone)."),
+    margin=-EFFECT_V3, direction="above",
+    why=("a non-inferiority question (docs/claims-v3.md: the paper's lesson is that WordNet's "
+         "coarse labels are no better a training signal for coarse recognition than the fine "
+         "labels): fine-trained features lose less than EFFECT of the coarse network's own "
+         "gain."),
+)
+
+
+def _budget_classes(scale: scales.Scale) -> str:
+    """Half the classes with all their images, drawn keeping the judged target's share of
+    overlapping classes (claims v3)."""
+    return f"{BUDGET_CLASSES}:{scale.overlap}"
+
+
+def _section5_5_v3(r: dict, scale: scales.Scale, metric: str) -> list[float]:
+    c = _budget_classes(scale)
+    return [transfer_kept(r, c, s, metric) - transfer_kept(r, BUDGET_IMAGES, s, metric)
+            for s in _seeds(r, FULL, c, BUDGET_IMAGES)]
+
+
+SECTION5_5_V3 = replace(
+    SECTION5_5,
+    why=("the paper's comparison at a fixed budget, the half of the classes drawn stratified so "
+         "that it keeps the full set's share of classes under the target's synsets; 'better' "
+         "read as at least EFFECT."),
+    conditions=lambda s: (FULL, _budget_classes(s), BUDGET_IMAGES),
+    compute=_section5_5_v3,
+)
+
+SECTION5_6A_V3 = replace(
+    SECTION5_6A, margin=NEAR,
+    why=f"'nearly as well' read as losing less than NEAR ({NEAR:g}% of the gain; calibrated on "
+        "Section 5.2's 2.8 mAP).",
+    conditions=lambda s: (FULL, _without(s)) + ((f"without={s.overlap_secondary}",)
+                                                if s.overlap_secondary else ()),
+)
+
+SECTION6_V3 = replace(
+    SECTION6, margin=NEAR,
+    why=("a non-superiority question: the extra unrelated classes do not improve transfer by "
+         f"more than NEAR ({NEAR:g}% of the gain); hurting and no effect both reproduce it."),
+)
+
+CLAIMS = {c.id: c for c in (SECTION4_V3, SECTION5_1_V3, SECTION5_2_V3, SECTION5_3,
+                            SECTION5_4_V3, SECTION5_5_V3, SECTION5_6A_V3, SECTION5_6B,
+                            SECTION6_V3)}
+VERSIONS = {2: CLAIMS_V2, 3: CLAIMS}
+
+
+def for_scale(scale: scales.Scale) -> dict[str, Claim]:
+    """The claims (by id) that judge `scale`: its protocol's version."""
+    return VERSIONS[scale.claims]

@@ -12,8 +12,9 @@ from dataclasses import asdict
 from itl import data, datasets, detection, models, runs, scales, subsets, train, transfer
 from itl.datasets.entry import TOP1
 
-PROTOCOL = 2  # bump when a change to training or transfer code makes old runs incomparable
+PROTOCOL = 2  # the default Scale.protocol; each scale's own is in every run key
 # 2: CPU threads fixed per run (scale.cpu_threads), bf16 settable on CPU, 32-px caches
+# 3: small scale v3 (VOC 2007 judged, fine-tuning recipe by the v3 pilot), scales.SCALES["small"]
 METHODS = ("finetune", "linear", "knn")  # classification targets; detection targets: "detect"
 RANDOM = "random"  # the pre-training of a randomly initialised network: none
 
@@ -43,11 +44,16 @@ def manifest(scale: scales.Scale, subset: str, seed: int, save: bool = True) -> 
     return m
 
 
+def _pilot(scale: scales.Scale) -> dict:
+    """A pilot's runs say so in their keys (never shared with a claim's runs)."""
+    return {"pilot": True} if scale.pilot else {}
+
+
 def pretrain_key(scale: scales.Scale, subset: str, seed: int) -> dict:
     """A pre-training's config up to its manifest's digest: what exported run records (which
     hold no images to rebuild the manifest from) are matched on."""
     rule, params = subsets.parse_rule(subset)
-    return {"protocol": PROTOCOL, "scale": scale.name,
+    return {"protocol": scale.protocol, "scale": scale.key, **_pilot(scale),
             "source": data.fingerprint(source_name(scale, subset), scale.size),
             "subset": {"rule": rule, **params}, "pretrain": train.config_dict(scale.pretrain),
             "seed": seed, "cpu_threads": scale.cpu_threads}
@@ -111,7 +117,7 @@ def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
                 "knn": scale.knn, "detect": scale.detect}[method]
     name, _, rule = target.partition("|")
     metric = target_metric(name)
-    cfg = {"protocol": PROTOCOL, "scale": scale.name, "pretrain": run,
+    cfg = {"protocol": scale.protocol, "scale": scale.key, **_pilot(scale), "pretrain": run,
            "target": data.fingerprint(name, scale.size) + (f"|{rule}" if rule else ""),
            "method": method, "seed": seed,
            "settings": (detection.config_dict(settings) if method == "detect"
@@ -191,6 +197,8 @@ def primary_metric(scale_name: str) -> str:
     """The transfer result a claim is judged on: detection (the paper's headline PASCAL-DET)
     where the scale has a detection target, else fine-tuning on the first target."""
     scale = scales.get(scale_name)
+    if scale.judged:
+        return scale.judged
     if scale.detection:
         return f"{scale.detection[0]}/detect"
     return f"{scale.targets[0]}/finetune"

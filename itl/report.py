@@ -266,7 +266,9 @@ def write_section_files(s: dict, out: Path) -> None:
 
 
 def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]]:
-    """(config, metrics) of every finished run of `kind` and the scale under `folder`."""
+    """(config, metrics) of every finished run of `kind` and the scale under `folder` (its
+    runs carry the scale's key and protocol; pilots' runs are never a scale's)."""
+    scale = scales.get(scale_name)
     out = []
     for f in sorted((folder / kind).glob("*/metrics.json")):
         if not runs.is_run_name(f.parent.name):  # <hash>.corrupt-<time>: set aside, not a run
@@ -276,7 +278,8 @@ def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]
         except runs.RunError as e:
             warnings.warn(f"itl: {e}; not used", RuntimeWarning, stacklevel=2)
             continue
-        if cfg.get("scale") == scale_name:
+        if (cfg.get("scale") == scale.key and cfg.get("protocol") == scale.protocol
+                and not cfg.get("pilot")):
             out.append((cfg, m))
     return out
 
@@ -345,7 +348,7 @@ def _every_claim(scale_name: str, sections: list[dict]) -> list[dict]:
     """`sections`, completed from the run store with every other claim, in claims.CLAIMS order."""
     given = {s["claim"].id: s for s in sections}
     return [given[c.id] if c.id in given else store_section(c, scale_name)
-            for c in claims.CLAIMS.values()]
+            for c in claims.for_scale(scales.get(scale_name)).values()]
 
 
 def summary_rows(sections: list[dict]) -> list[list[str]]:
@@ -391,8 +394,9 @@ def render(scale_name: str, wall_seconds: float | None = None) -> list[dict]:
     when the store lacks some of its results), no files of claims itl no longer has, and the
     summary."""
     out = paths.ensure_writable(paths.reports_dir() / scale_name)  # one error naming it
-    sections = [write_section(c, scale_name) for c in claims.CLAIMS.values()]
-    known = {f for c in claims.CLAIMS for f in section_files(c)}
+    judges = claims.for_scale(scales.get(scale_name))
+    sections = [write_section(c, scale_name) for c in judges.values()]
+    known = {f for c in judges for f in section_files(c)}
     for f in [*out.glob("section*.md"), *out.glob("section*.json"), *out.glob("metrics/*.json")]:
         if f.relative_to(out).as_posix() not in known:
             f.unlink()
@@ -521,7 +525,7 @@ def sections_from_records(scale_name: str, folder: Path) -> list[dict]:
         scale = scales.get(scale_name)
         return [section(c, scale_name,
                         _results_in_records(scale_name, c.conditions(scale), c.probes(scale)))
-                for c in claims.CLAIMS.values()]
+                for c in claims.for_scale(scale).values()]
 
 
 # ---------------------------------------------------------------- README
@@ -538,10 +542,11 @@ def scale_sections(scale_name: str) -> list[dict]:
         return sections_from_records(scale_name, records)
     if not run_records(scale_name):
         return []
-    return [store_section(c, scale_name) for c in claims.CLAIMS.values()]
+    return [store_section(c, scale_name)
+            for c in claims.for_scale(scales.get(scale_name)).values()]
 
 
-def readme_table(scale_names: tuple[str, ...] = ("smoke", "small", "paper")) -> str:
+def readme_table(scale_names: tuple[str, ...] = ("smoke", "small-v2", "small", "paper")) -> str:
     """The README's results table: a column per scale with results (from its committed run
     records, else the run store), a verdict per claim, "not run" where a claim has none."""
     verdicts = {}

@@ -52,8 +52,8 @@ def _sealed(m: Manifest) -> Manifest:
     return Manifest(**{**m.content(), "sha256": digest})
 
 
-RULES = ("full", "images-per-class=N", "classes=N", "labels=SCHEME:K", "without=TARGET",
-         "split=random|minimal:a|b", "budget=CxN", "extra=K", "holdout=K")
+RULES = ("full", "images-per-class=N", "classes=N", "classes=N:TARGET", "labels=SCHEME:K", "without=TARGET",
+         "split=random|minimal:a|b", "budget=CxN", "budget=CxN:TARGET", "extra=K", "holdout=K")
 
 
 def _int(text: str, rule: str, lo: int, hi: int) -> int:
@@ -74,11 +74,18 @@ def parse_rule(text: str) -> tuple[str, dict]:
     if rule == "budget" and params["classes"] == labels.IMAGENET_CLASSES:
         rule, params = "images-per-class", {"images_per_class": params["images_per_class"]}
     if rule == "budget" and params["images_per_class"] == FULL_IMAGES_PER_CLASS:
-        rule, params = "classes", {"classes": params["classes"]}
+        rule, params = "classes", {k: v for k, v in params.items() if k != "images_per_class"}
     if (rule == "images-per-class" and params["images_per_class"] == FULL_IMAGES_PER_CLASS
             or rule == "classes" and params["classes"] == labels.IMAGENET_CLASSES):
         rule, params = "full", {}
     return rule, params
+
+
+def _stratify(text: str, target: str) -> dict:
+    if target and target not in labels.TARGET_SYNSETS:
+        raise SubsetError(f"bad subset {text!r}: a class draw is stratified by one of "
+                          f"{', '.join(labels.TARGET_SYNSETS)}")
+    return {"stratify": target} if target else {}
 
 
 def _parse(text: str) -> tuple[str, dict]:
@@ -88,8 +95,10 @@ def _parse(text: str) -> tuple[str, dict]:
     full = FULL_IMAGES_PER_CLASS
     if name == "images-per-class":
         return name, {"images_per_class": _int(value, text, 1, full)}
-    if name == "classes":
-        return name, {"classes": _int(value, text, 2, labels.IMAGENET_CLASSES)}
+    if name == "classes":  # N, or N:TARGET (drawn stratified by TARGET's overlap)
+        value, _, target = value.partition(":")
+        return name, {"classes": _int(value, text, 2, labels.IMAGENET_CLASSES),
+                      **_stratify(text, target)}
     if name == "labels":
         scheme, _, k = value.partition(":")
         if scheme not in wordnet.SCHEMES:
@@ -110,10 +119,12 @@ def _parse(text: str) -> tuple[str, dict]:
         return name, {"extra_classes": _int(value, text, 1, 10**6)}
     if name == "holdout":
         return name, {"held_out": _int(value, text, 1, 10**6)}
-    if name == "budget":
+    if name == "budget":  # CxN, or CxN:TARGET (classes drawn stratified by TARGET's overlap)
+        value, _, target = value.partition(":")
         c, _, n = value.partition("x")
-        return name, {"classes": _int(c, text, 2, labels.IMAGENET_CLASSES),
-                      "images_per_class": _int(n, text, 1, full)}
+        params = {"classes": _int(c, text, 2, labels.IMAGENET_CLASSES),
+                  "images_per_class": _int(n, text, 1, full)}
+        return name, {**params, **_stratify(text, target)}
     raise SubsetError(f"bad subset {text!r}: known rules are {', '.join(RULES)}")
 
 
@@ -148,6 +159,19 @@ def _random_classes(leaves: list[str], n: int, seed: int) -> list[str]:
     return sorted(leaves[i] for i in order[:n])
 
 
+def _stratified_classes(h: wordnet.Hierarchy, leaves: list[str], n: int, seed: int,
+                        target: str) -> list[str]:
+    """n classes drawn with `seed` so that the share of classes under the target's synsets is
+    the whole set's (rounded): the classes that overlap the target and the others, each drawn
+    at random in proportion (small scale v3, Section 5.5: a fixed budget then compares like
+    with like on the target)."""
+    others = set(labels.without_target(h, leaves, target))
+    overlap = [c for c in leaves if c not in others]
+    k = round(n * len(overlap) / len(leaves))
+    return sorted(_random_classes(overlap, k, seed) +
+                  _random_classes([c for c in leaves if c in others], n - k, seed))
+
+
 def _base(dataset: str) -> str:
     return dataset.partition("+")[0].partition(":")[0]
 
@@ -174,7 +198,11 @@ def _label_map(rule: str, params: dict, leaves: list[str], seed: int,
     if rule in ("full", "images-per-class"):
         return {c: c for c in leaves}
     if rule in ("classes", "budget"):
-        kept = _random_classes(leaves, class_count(params["classes"], len(leaves)), seed)
+        n = class_count(params["classes"], len(leaves))
+        if "stratify" in params:
+            kept = _stratified_classes(h, leaves, n, seed, params["stratify"])
+        else:
+            kept = _random_classes(leaves, n, seed)
         return {c: c for c in kept}
     if rule == "labels":
         lv = wordnet.levels(h, leaves, params["scheme"])

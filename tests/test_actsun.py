@@ -308,7 +308,7 @@ def test_finetune_settings_added_later_leave_every_stored_runs_hash_as_it_was():
     key = lambda cfg: runs.config_hash({"settings": transfer.finetune_dict(cfg)})  # noqa: E731
     assert key(transfer.FinetuneConfig()) == "6ed948359aeb4197d1f9"
     assert key(scales.get("smoke").finetune) == "6ed948359aeb4197d1f9"
-    assert key(scales.get("small").finetune) == "a17f1bc8110f046b78ec"
+    assert key(scales.get("small-v2").finetune) == "a17f1bc8110f046b78ec"
     plain = transfer.finetune_dict(transfer.FinetuneConfig())
     for change in ({"steps": 10}, {"lr_drops": (0.5,)}, {"crop": 28},
                    {"caffe_param_groups": True}, {"head_std": 0.01}, {"head_lr_mult": 10.0}):

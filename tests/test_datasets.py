@@ -234,7 +234,8 @@ def test_every_entry_says_what_its_data_set_is():
                                       "voc-cifar", "imagenet-1k", "voc2007", "sun397"}
     for name, e in datasets.REGISTRY.items():
         assert e.name == name and e.kind in (entry.CLASSIFICATION, entry.DETECTION), name
-        assert e.metric in (entry.TOP1, entry.MEAN_PER_CLASS, entry.VOC07_MAP, entry.MEAN_AP)
+        assert e.metric in (entry.TOP1, entry.MEAN_PER_CLASS, entry.VOC07_MAP, entry.MEAN_AP,
+                            entry.VOC07_CLS)
         assert (e.kind == entry.DETECTION) == (e.metric == entry.VOC07_MAP), name
         assert e.class_ids in ("wnid", "name") and e.splits, name
         if e.classes is not None:
@@ -252,7 +253,7 @@ def test_every_entry_says_what_its_data_set_is():
     assert datasets.get("sun397").classes == tuple(sun397.class_name(c) for c in lines)
     for s in scales.SCALES.values():  # every data set a scale reads is an entry
         assert all(n in datasets.REGISTRY for n in s.data_sets()), s.name
-    assert scales.SCALES["small"].data_sets() == ("tiny-imagenet-200", "cifar-10", "15-scene",
+    assert scales.SCALES["small-v2"].data_sets() == ("tiny-imagenet-200", "cifar-10", "15-scene",
                                                   "voc-cifar", "bccd")
 
 
@@ -272,14 +273,14 @@ def test_preparing_a_generated_or_planned_set_is_refused_naming_what_it_expects(
 
 
 def test_missing_data_reads_the_registry_fields(tmp_path, data_dir, monkeypatch):
-    why = pytest_plugin.missing_data(scales.get("small"))
+    why = pytest_plugin.missing_data(scales.get("small-v2"))
     assert why.index("tiny-imagenet-200") < why.index("bccd")  # detection sets last
     assert "`itl data prepare bccd --from PATH` (or leave detection unrun" in why
     monkeypatch.setitem(datasets.REGISTRY, "bccd",
                         dataclasses.replace(datasets.REGISTRY["bccd"], folder="VOC-bccd"))
     (data_dir / "VOC-bccd" / "ImageSets" / "Main").mkdir(parents=True)
     (data_dir / "VOC-bccd" / "ImageSets" / "Main" / "test.txt").write_text("a\n")
-    why = pytest_plugin.missing_data(scales.get("small"))
+    why = pytest_plugin.missing_data(scales.get("small-v2"))
     assert "bccd" not in why and "leave detection unrun" not in why
     assert "`itl data prepare cifar-10 --from PATH`" in why
 
@@ -304,7 +305,7 @@ def test_status_lists_every_data_set_of_every_scale_and_writes_nothing(data_dir,
     # every data set once per scale that reads it (imagenet64 reads the small scale's targets)
     assert want <= set(rows) and {n for _, n in rows} == set(datasets.REGISTRY)
     assert rows["smoke", "smoke"].startswith("generated on first use")
-    assert rows["small", "voc-cifar"] == ("generated on first use: from cifar-10 (test objects) "
+    assert rows["small-v2", "voc-cifar"] == ("generated on first use: from cifar-10 (test objects) "
                                           "on 15-scene (backgrounds), once cifar-10 and "
                                           "15-scene are prepared")
     assert rows["small", "cifar-10"].startswith(
@@ -315,7 +316,7 @@ def test_status_lists_every_data_set_of_every_scale_and_writes_nothing(data_dir,
         rows["small", "cifar-10"]
     assert "./tiny-imagenet-200/train-7.tar.gz, ./tiny-imagenet-200/val.tar.gz" in \
         rows["small", "tiny-imagenet-200"]
-    assert rows["small", "bccd"].startswith("missing: run `itl data prepare bccd --from PATH`")
+    assert rows["small-v2", "bccd"].startswith("missing: run `itl data prepare bccd --from PATH`")
     assert rows["paper", "imagenet-1k"] == (
         "missing: run `itl data prepare imagenet-1k --from PATH` with PATH the folder holding "
         "ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz (or "
@@ -366,11 +367,11 @@ def test_status_of_a_voc_set_verified_then_failing(tmp_path, data_dir, monkeypat
     assert cli.main(["data", "prepare", "bccd", "--from",
                      str(write_tar(tmp_path / "b.tar.gz", _bccd()))]) == 0
     assert "bccd train: 2 images, 2 boxes" in capsys.readouterr().out
-    line = _status(capsys, "--scale", "small")["small", "bccd"]
+    line = _status(capsys, "--scale", "small-v2")["small-v2", "bccd"]
     assert line.startswith(f"present, verified: VOC-format folder {data_dir / 'BCCD'}: images "
                            "2 train, 1 val, 3 trainval, 3 test; 3 boxes of 3 classes")
     (data_dir / "BCCD" / "ImageSets" / "Main" / "val.txt").write_text("img_0\nimg_1\n")
-    line = _status(capsys, "--scale", "small")["small", "bccd"]
+    line = _status(capsys, "--scale", "small-v2")["small-v2", "bccd"]
     assert line.startswith("present, failing verification: ") and \
         "val.txt lists 2 images where" in line and "records 1" in line
 
@@ -378,7 +379,7 @@ def test_status_of_a_voc_set_verified_then_failing(tmp_path, data_dir, monkeypat
 def test_status_says_a_generated_set_once_generated(data_dir, capsys):
     (data_dir / "voc-cifar" / "ImageSets" / "Main").mkdir(parents=True)
     (data_dir / "voc-cifar" / "ImageSets" / "Main" / "test.txt").write_text("a\n")
-    assert _status(capsys, "--scale", "small")["small", "voc-cifar"] == \
+    assert _status(capsys, "--scale", "small-v2")["small-v2", "voc-cifar"] == \
         f"generated on first use: generated: {data_dir / 'voc-cifar'}"
 
 
@@ -393,6 +394,6 @@ def test_status_names_an_unreadable_record_as_failing(data_dir, capsys):
     for split in ("train", "test"):
         (data_dir / "cifar-10" / f"cache-64-{split}.pt").write_bytes(b"x")
     (data_dir / "cifar-10" / "source.json").write_text("{not json")
-    rows = {name: st for _, name, st in status.rows("small")}
+    rows = {name: st for _, name, st in status.rows("small-v2")}
     assert str(rows["cifar-10"]).startswith("present, failing verification: "
                                                     "unreadable record")

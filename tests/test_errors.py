@@ -87,7 +87,7 @@ def test_a_detection_typo_is_one_line_on_the_cli(capsys, monkeypatch):
 def test_a_bad_itl_scale_is_named(value, capsys, monkeypatch):
     monkeypatch.setenv("ITL_SCALE", value)
     _one_line_error(capsys, ["subsets", "full"], f"ITL_SCALE={value!r} is not a scale",
-                    "smoke, small, paper")
+                    "smoke, small, small-v2, paper")
 
 
 def test_an_unwritable_reports_folder_is_named(capsys, monkeypatch, tmp_path):

@@ -88,8 +88,12 @@ def test_tiny_imagenet_holds_out_40_classes_unrelated_to_cifar(tiny):
 
 def test_every_claim_resolves_its_conditions_at_small_scale(tiny):
     from itl import claims, scales
-    small = scales.get("small")
-    for c in claims.CLAIMS.values():
+    small = scales.get("small-v2")
+    for c in claims.CLAIMS_V2.values():
         conds = c.conditions(small)
         assert conds and len(set(conds)) == len(conds), c.id
     assert claims.level(small, "up-down", 127) == "labels=down-up:16"  # 10% of 160 classes
+    v3 = scales.get("small")
+    for c in claims.CLAIMS.values():
+        conds = c.conditions(v3)
+        assert conds and len(set(conds)) == len(conds), c.id

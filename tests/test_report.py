@@ -17,7 +17,7 @@ def _run(root, kind, name, config, seconds, device):
     """A finished run as the run store writes it (folder named by its config's hash, metrics
     with their digest)."""
     from itl import runs
-    config = {**config, "name": name}
+    config = {"protocol": 2, **config, "name": name}
     d = root / kind / runs.config_hash(config)
     d.mkdir(parents=True)
     (d / "config.json").write_text(json.dumps(config))
@@ -55,7 +55,7 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
                     ["transfer: knn", "cpu (x, 1 threads)", "1", "3.0", "3"]]
     assert "H100" not in text
     from itl import runs as store
-    a, b, c = (store.config_hash({**cfg, "name": n}) for n, cfg in (
+    a, b, c = (store.config_hash({"protocol": 2, **cfg, "name": n}) for n, cfg in (
         ("a", {"scale": "smoke"}), ("b", {"scale": "smoke"}),
         ("c", {"scale": "smoke", "method": "knn"})))
     out = report.export_runs("smoke")

@@ -34,7 +34,7 @@ def test_params_name_only_known_claims(tmp_path):
 def test_dvc_metrics_are_one_record_per_claim_and_plots_read_the_figure_data():
     spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())
     assert spec["stages"]["report"]["metrics"] == [{"reports/${scale}/metrics": {"cache": False}}]
-    assert spec["metrics"] == ["reports/small/metrics"]  # the committed small verdicts beside
+    assert spec["metrics"] == ["reports/small-v2/metrics"]  # the committed small v2 verdicts
     assert report.section_files("section6")[2] == "metrics/section6.json"
     figures = {name: x for name, x in (("figure1_images_per_class", "images_per_class"),
                                        ("figure2_number_of_classes", "classes"))}

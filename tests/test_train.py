@@ -140,7 +140,7 @@ def test_settings_added_later_leave_every_stored_runs_hash_as_it_was(tmp_path, m
 
     assert key("smoke", "images-per-class=50", 0) == "71bcd353041436eea662"
     assert key("smoke", "full", 1) == "82a43730c52ca4ad068e"
-    assert key("small", "full", 1) == "f7d098e65525e8c0edda"
+    assert key("small-v2", "full", 1) == "f7d098e65525e8c0edda"
     plain = train.config_dict(PretrainConfig())
     assert runs.config_hash({"pretrain": plain}) == "6f81af7b0ffe98ba87e1"
     for change in ({"steps": 10}, {"crop": 28}, {"caffe_param_groups": True}):
