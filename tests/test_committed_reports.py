@@ -81,7 +81,14 @@ def test_a_perturbed_report_or_record_is_caught(scale_name, tmp_path):
     shutil.copytree(REPORTS / scale_name, copy)
     sections = [s for s in report.sections_from_records(scale_name, copy / "runs")
                 if report.has_results(s)]
-    assert sections, f"reports/{scale_name}/runs holds no section's results"
+    if not sections:  # a grid in progress: no claim complete yet, its records still checked
+        m_file = sorted((copy / "runs" / "pretrain").glob("*/metrics.json"))[0]
+        m = json.loads(m_file.read_text())
+        m["source_top1"] += 1.0
+        m_file.write_text(json.dumps(m))
+        with pytest.warns(RuntimeWarning, match=f"{m_file.parent.name}.*not used"):
+            report.sections_from_records(scale_name, copy / "runs")
+        return
     s = sections[0]
     cid = s["claim"].id
 
