@@ -10,13 +10,17 @@ entry (`Dataset.metric`), never by its name:
   flags, as the VOC 2010+ devkit's `VOCap.m` computes it (all points), then the mean (%).
 
 `voc_ap` and `voc07_cls_ap` are the VOC 2007 devkit's 11-point AP (detection's, `itl.detection`,
-and classification's), pinned against a port of the devkit in tests/test_voc_eval.py.
+and classification's), pinned against a port of the devkit in tests/test_voc_eval.py;
+`voc_eval_ap` is py-faster-rcnn's 11-point AP (lib/datasets/voc_eval.py), detection's second
+rule, pinned against a port of that file. `average_precision` (MEAN_AP) is pinned there against
+a port of the VOC 2012 devkit's VOCevalaction.m and VOCap.m.
 
 `loss` is the training loss that goes with each metric: softmax cross-entropy for the
 single-label ones, a sigmoid binary cross-entropy per class for MEAN_AP.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -97,6 +101,25 @@ def voc_ap(recall: torch.Tensor, precision: torch.Tensor) -> float:
     ap = 0.0
     for t in VOC07_RECALLS:
         p = precision[(recall >= t) & ~precision.isnan()]
+        ap = ap + (p.max().item() if len(p) else 0.0) / 11
+    return ap
+
+
+# py-faster-rcnn's `np.arange(0., 1.1, 0.1)` (lib/datasets/voc_eval.py, voc_ap with use_07_metric):
+# start + k * step, so its 0.6 and 0.7 are 0.6000000000000001 and 0.7000000000000001, above
+# MATLAB's (VOC07_RECALLS); 0.3 is 0.30000000000000004 in both.
+VOC_EVAL_RECALLS = tuple(np.arange(0.0, 1.1, 0.1).tolist())
+
+
+def voc_eval_ap(recall: torch.Tensor, precision: torch.Tensor) -> float:
+    """py-faster-rcnn's VOC 2007 11-point AP, as a fraction (lib/datasets/voc_eval.py, `voc_ap`
+    with `use_07_metric=True`: for t in VOC_EVAL_RECALLS, `p = 0` if `np.sum(rec >= t) == 0`,
+    else `np.max(prec[rec >= t])`; `ap = ap + p / 11.`), in float64. Its precision is never
+    NaN (voc_eval divides by `np.maximum(tp + fp, eps)`)."""
+    recall, precision = recall.double(), precision.double()
+    ap = 0.0
+    for t in VOC_EVAL_RECALLS:
+        p = precision[recall >= t]
         ap = ap + (p.max().item() if len(p) else 0.0) / 11
     return ap
 

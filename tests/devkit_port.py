@@ -1,5 +1,6 @@
-"""An independent port of the PASCAL VOC 2007 devkit's scoring (MATLAB, VOCcode/), numpy only and
-no itl import, to pin `itl.detection.evaluate` and `itl.metrics.voc07_cls_ap` against.
+"""An independent port of the PASCAL VOC devkits' scoring (MATLAB, VOCcode/), numpy only and no
+itl import, to pin `itl.detection.evaluate`, `itl.metrics.voc07_cls_ap` (VOC 2007) and
+`itl.metrics.average_precision` (VOC 2012 action classification) against.
 
 Ported from VOCcode/VOCevaldet.m and VOCcode/VOCinit.m (`VOCopts.minoverlap=0.5`) of the VOC2007
 devkit as stored in mingmmq/voc2007_mAP_calculation (npinto/VOCdevkit's VOCevaldet.m has the same
@@ -7,6 +8,13 @@ scoring lines), and VOCcode/VOCevalcls.m as stored in npinto/VOCdevkit (no 2007 
 this one looks images up with VOChash, which the lines ported do not touch). MATLAB's 1-based
 indices become Python's 0-based ones; each block names the lines it ports. Reading the result
 and annotation files (textread, PASreadrecord) is left out: the functions take their contents.
+
+VOC 2012's action classification: VOCcode/VOCevalaction.m and VOCcode/VOCap.m, read as copies
+redistributed on GitHub (the search index's file id 466787584 for VOCevalaction.m, whose
+repository is not named there; VOCap.m as copied, "From the PASCAL VOC 2011 devkit", in file id
+22993772960 and identically in several others). VOCap.m is the AP of every devkit since
+VOC 2010: the area under the precision curve made monotone, at every recall step, not at 11
+points.
 """
 from __future__ import annotations
 
@@ -152,3 +160,61 @@ def vocevalcls(gtids: list[str], gt, ids: list[str], confidence) -> tuple[np.nda
         rec = tp / np.sum(gt > 0)
         prec = tp / (fp + tp)
     return rec, prec, eleven_point_ap(rec, prec)
+
+
+def _matlab_max2(a: float, b: float) -> float:
+    """MATLAB's `max(a, b)` of two scalars: NaN only if both are NaN."""
+    if math.isnan(a):
+        return b
+    if math.isnan(b):
+        return a
+    return max(a, b)
+
+
+def vocap(rec: np.ndarray, prec: np.ndarray) -> float:
+    """VOCap.m:
+
+        function ap = VOCap(rec,prec)
+        mrec=[0 ; rec ; 1];
+        mpre=[0 ; prec ; 0];
+        for i=numel(mpre)-1:-1:1
+            mpre(i)=max(mpre(i),mpre(i+1));
+        end
+        i=find(mrec(2:end)~=mrec(1:end-1))+1;
+        ap=sum((mrec(i)-mrec(i-1)).*mpre(i));
+    """
+    mrec = np.concatenate(([0.0], rec, [1.0]))
+    mpre = np.concatenate(([0.0], prec, [0.0]))
+    for i in range(mpre.size - 2, -1, -1):  # MATLAB's numel-1 down to 1, 0-based
+        mpre[i] = _matlab_max2(mpre[i], mpre[i + 1])
+    i = np.nonzero(mrec[1:] != mrec[:-1])[0] + 1
+    return float(np.sum((mrec[i] - mrec[i - 1]) * mpre[i]))
+
+
+def vocevalaction(gtids: list[tuple[str, int]], gt, ids: list[tuple[str, int]],
+                  confidence) -> tuple[np.ndarray, np.ndarray, float]:
+    """VOCevalaction.m for one action: `gtids` and `gt` the lines of the action's image set
+    (ImageSets/Action/<cls>_<testset>.txt: image, object number, +1 or -1), `ids` (image,
+    object) and `confidence` the lines of the result file. Returns (rec, prec, ap)."""
+    gt = np.asarray(gt, dtype=float)
+    # % map results to ground truth objects: out=ones(size(gt))*-inf; ... out(j)=confidence(i);
+    out = np.ones(gt.shape) * -math.inf
+    keys = [f"{image}/{obj}" for image, obj in gtids]  # sprintf('%s/%d',gtimg{i},gtobj(i))
+    for i in range(len(ids)):
+        k = f"{ids[i][0]}/{ids[i][1]}"
+        j = [n for n, g in enumerate(keys) if g == k]
+        if not j:
+            raise ValueError(f'unrecognized object "{k}"')
+        if len(j) > 1:
+            raise ValueError(f'multiple image "{k}"')
+        out[j[0]] = confidence[i]
+    # % compute precision/recall
+    si = np.argsort(-out, kind="stable")  # [so,si]=sort(-out);
+    tp = gt[si] > 0
+    fp = gt[si] < 0
+    fp = np.cumsum(fp)
+    tp = np.cumsum(tp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec = tp / np.sum(gt > 0)
+        prec = tp / (fp + tp)
+    return rec, prec, vocap(rec, prec)

@@ -1,11 +1,15 @@
-"""The VOC 2007 mAP evaluator against hand-computed cases (against the devkit:
-test_voc_eval.py), the detector's box frame and flip, reading VOC-format folders, and the
-generated VOC-format set."""
+"""The VOC 2007 mAP evaluator against hand-computed cases (against the devkit and
+py-faster-rcnn's voc_eval: test_voc_eval.py), the detector's box frame, flip and results against
+a port of py-faster-rcnn's box lines (pyfrcnn_boxes_port.py), the named schedules and the bias
+decay, reading VOC-format folders, and the generated VOC-format set."""
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
+import pyfrcnn_boxes_port as frcnn
 from itl import detection as det
 from itl.data import ImageSet
 from itl.datasets import voc, voc_cifar
@@ -73,6 +77,147 @@ def test_flip_mirrors_a_box_onto_its_mirrored_object():
     assert det.detector_to_voc(mirrored).tolist() == [[19.0, 5, 29, 10]]  # columns 30-12..30-2
     again, back = det.hflip(flipped, mirrored)
     assert torch.equal(again, x) and torch.equal(back, box)
+
+
+# ---------------------------------------------------------------- boxes, against py-faster-rcnn
+
+VOC_BOXES = [[1, 1, 1, 1], [3, 5, 13, 10], [1, 1, 500, 375], [48, 240, 195, 371],
+             [8, 12, 352, 498], [100, 2, 101, 3]]  # 1-based inclusive, as in VOC's XML
+INCLUSIVE_TO_CONTINUOUS = torch.tensor([0.0, 0, 1, 1], dtype=torch.float64)
+
+
+def _loaded(voc_boxes) -> np.ndarray:
+    """py-faster-rcnn's 0-based inclusive boxes of VOC boxes, read from their XML text."""
+    return frcnn.load_boxes([dict(zip(("xmin", "ymin", "xmax", "ymax"), map(str, b)))
+                             for b in voc_boxes])
+
+
+def test_voc_boxes_enter_the_detector_as_py_faster_rcnn_reads_them():
+    """itl's detector box is py-faster-rcnn's 0-based inclusive box x1..x2 as the continuous
+    [x1, x2 + 1): the same width and centre, so the same regression targets."""
+    voc_boxes = torch.tensor(VOC_BOXES, dtype=torch.float64)
+    mine = det.voc_to_detector(voc_boxes)
+    theirs = torch.from_numpy(_loaded(VOC_BOXES).astype(np.float64))
+    assert torch.equal(mine, theirs + INCLUSIVE_TO_CONTINUOUS)
+    assert torch.equal(det.detector_to_voc(mine), voc_boxes)
+    # targets of every box against every other: bbox_transform on py-faster-rcnn's boxes,
+    # torchvision's encoder (weights 1, as its RPN's) on itl's
+    from torchvision.models.detection._utils import BoxCoder
+    n = len(VOC_BOXES)
+    ex, gt = (torch.arange(n).repeat_interleave(n), torch.arange(n).repeat(n))
+    theirs = frcnn.bbox_transform(_loaded(VOC_BOXES)[ex.numpy()].astype(np.float64),
+                                  _loaded(VOC_BOXES)[gt.numpy()].astype(np.float64))
+    mine = BoxCoder((1.0, 1.0, 1.0, 1.0)).encode_single(det.voc_to_detector(voc_boxes)[gt],
+                                                         det.voc_to_detector(voc_boxes)[ex])
+    assert np.allclose(mine.numpy(), theirs, rtol=1e-12, atol=1e-12)
+    # ... while the boxes fed raw (1-based), or 0-based without the + 1, would not
+    raw = BoxCoder((1.0, 1.0, 1.0, 1.0)).encode_single(torch.from_numpy(
+        _loaded(VOC_BOXES).astype(np.float64))[gt], torch.from_numpy(
+        _loaded(VOC_BOXES).astype(np.float64))[ex])
+    assert not np.allclose(raw.numpy(), theirs, rtol=1e-3, atol=1e-3)
+
+
+def test_flip_is_py_faster_rcnns():
+    width = 500
+    flipped = frcnn.flipped(_loaded(VOC_BOXES), width).astype(np.float64)
+    x = torch.zeros(3, 375, width)
+    image, mine = det.hflip(x, det.voc_to_detector(torch.tensor(VOC_BOXES, dtype=torch.float64)))
+    assert torch.equal(mine, torch.from_numpy(flipped) + INCLUSIVE_TO_CONTINUOUS)
+    assert det.detector_to_voc(mine)[2].tolist() == [1.0, 1, 500, 375]  # the whole image
+
+
+def _decoded(draw: int = 0):
+    """Boxes a detector might output for a 375 x 500 image: proposals decoded by py-faster-
+    rcnn's bbox_transform_inv (float32, as its net's deltas), some beyond the image."""
+    rs = np.random.RandomState(draw)
+    proposals = _loaded(VOC_BOXES).astype(np.float32)
+    deltas = (rs.randn(len(VOC_BOXES), 4) * 0.3).astype(np.float32)
+    deltas[2] = [0.05, 0.05, 0.2, 0.2]  # the whole image, grown: clipped on every side
+    return proposals, deltas, frcnn.bbox_transform_inv(proposals, deltas)
+
+
+def test_torchvisions_decoder_gives_py_faster_rcnns_numbers_in_itls_frame():
+    """Why box rule "py-faster-rcnn" adds 1 to x2: decoding the same deltas from the same
+    proposal (itl's frame in, as above), torchvision's decoder gives bbox_transform_inv's
+    numbers, which py-faster-rcnn then takes as 0-based inclusive (x2 = ctr + w / 2, no - 1)."""
+    from torchvision.models.detection._utils import BoxCoder
+    proposals, deltas, theirs = _decoded()
+    mine = BoxCoder((1.0, 1.0, 1.0, 1.0)).decode_single(
+        torch.from_numpy(deltas).double(),
+        torch.from_numpy(proposals).double() + INCLUSIVE_TO_CONTINUOUS)
+    assert np.allclose(mine.numpy(), theirs, rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("draw", range(3))
+def test_results_are_py_faster_rcnns_results_file_lines(draw):
+    from torchvision.ops import clip_boxes_to_image
+    h, w = 375, 500
+    _, _, decoded = _decoded(draw)
+    scores = np.random.RandomState(100 + draw).rand(len(decoded)).astype(np.float32)
+    dets = np.hstack((frcnn.clip_boxes(decoded.copy(), (h, w, 3)), scores[:, None]))
+    lines = frcnn.results_lines("000005", dets.astype(np.float32))
+    # itl gets torchvision's output: the decoded boxes clipped to [0, w] x [0, h]
+    out = clip_boxes_to_image(torch.from_numpy(decoded), (h, w))
+    mine = det.voc_results("000005", ["cat"] * len(out), out, scores.tolist(), (h, w),
+                           "py-faster-rcnn")
+    parsed = [line.split() for line in lines]
+    assert [(d.image, d.score, d.box) for d in mine] == [
+        (p[0], float(p[1]), tuple(float(v) for v in p[2:])) for p in parsed]
+    assert mine[2].box == (1.0, 1.0, 500.0, 375.0)  # clipped to the image's last pixel, + 1
+    # box rule "pixels": the pixels covered, one fewer on the right and bottom, unrounded
+    pixels = det.voc_results("000005", ["cat"] * len(out), out, scores.tolist(), (h, w),
+                             "pixels")
+    assert pixels[2].box == (1.0, 1.0, 500.0, 375.0)  # torchvision clips to [0, 500]
+    inside = [k for k in range(len(out)) if (out[k] > 0).all() and out[k][2] < w - 1
+              and out[k][3] < h - 1]
+    assert inside
+    for k in inside:
+        assert pixels[k].box[2:] == pytest.approx(tuple(v - 1 for v in mine[k].box[2:]),
+                                                  abs=0.051)
+        assert pixels[k].score == float(scores[k])
+
+
+def test_box_and_ap_rules_are_checked_and_leave_old_keys_alone():
+    with pytest.raises(ValueError, match="box_rule='voc': choose one of pixels, py-faster-rcnn"):
+        det.DetectConfig(box_rule="voc")
+    with pytest.raises(ValueError, match="unknown VOC 2007 AP rule 'matlab': choose one of "
+                                         "devkit, voc_eval"):
+        det.DetectConfig(ap_rule="matlab")
+    with pytest.raises(ValueError, match="bias_decay_mult=1.0 needs caffe_param_groups=True"):
+        det.DetectConfig(bias_decay_mult=1.0)
+    plain = det.config_dict(det.DetectConfig())
+    assert not {"ap_rule", "box_rule", "bias_decay_mult"} & set(plain)
+    assert det.config_dict(det.DetectConfig(ap_rule="voc_eval")) == {**plain,
+                                                                    "ap_rule": "voc_eval"}
+
+
+# ---------------------------------------------------------------- schedule and biases
+
+
+def test_named_schedules_give_py_faster_rcnns_and_the_seeds():
+    cfg = det.DetectConfig(lr=0.001, batch_size=2)
+    assert det.schedule(det.with_schedule(cfg, "py-faster-rcnn"), 5011) == (70_000, (50_000,))
+    assert det.schedule(det.with_schedule(cfg, "seed"), 5011) == (50_000, (20_000, 40_000))
+    assert det.PAPER_SCHEDULE in det.SCHEDULES
+    with pytest.raises(ValueError, match="unknown detection schedule 'fast': choose one of "
+                                         "py-faster-rcnn, seed"):
+        det.with_schedule(cfg, "fast")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        det.SCHEDULES["seed"].steps = 1
+
+
+def test_bias_decay_follows_caffes_decay_mult():
+    from itl import models
+    model = det.detector(models.build("small_cnn", 3, 0), ["cat"], 64, det.DetectConfig())
+    fast_rcnn = det.DetectConfig(lr=0.001, weight_decay=5e-4, caffe_param_groups=True)
+    weights, biases = det.sgd_params(model, fast_rcnn)
+    assert (weights["lr"], weights["weight_decay"]) == (0.001, 5e-4)
+    assert (biases["lr"], biases["weight_decay"]) == (0.002, 0.0)  # decay_mult: 0
+    assert biases["params"] and all(p.dim() == 1 for p in biases["params"])
+    end2end = dataclasses.replace(fast_rcnn, bias_decay_mult=1.0)
+    assert det.sgd_params(model, end2end)[1]["weight_decay"] == 5e-4  # Caffe's default 1
+    plain = det.sgd_params(model, det.DetectConfig())
+    assert len(plain) == len(list(model.parameters()))  # one group, the optimiser's settings
 
 
 def _voc(root, n_objects, n_train, n_test, seed=0):

@@ -427,14 +427,15 @@ def test_prepare_read_one_sgd_step_with_fc6_fc7_and_voc07_map(tmp_path):
 # ---------------------------------------------------------------- settings
 
 
-def test_the_paper_scale_detects_voc2007_with_the_issues_schedule():
+def test_the_paper_scale_detects_voc2007_with_py_faster_rcnns_recipe():
     paper = scales.SCALES["paper"]
     assert paper.detection == ("voc2007",) and "voc2007" not in paper.targets
     d = paper.detect
-    assert det.schedule(d, 5011) == (50_000, (20_000, 40_000))
+    assert det.schedule(d, 5011) == (70_000, (50_000,))  # detection.SCHEDULES
     assert (d.lr, d.momentum, d.weight_decay, d.batch_size) == (0.001, 0.9, 5e-4, 2)
     assert (d.min_size, d.max_size, d.roi_samples) == (600, 1000, 128)
-    assert d.caffe_param_groups and not d.train_difficult
+    assert d.caffe_param_groups and d.bias_decay_mult == 1.0 and not d.train_difficult
+    assert (d.ap_rule, d.box_rule) == ("devkit", "py-faster-rcnn")
     assert paper.pretrain.model == "caffenet"  # whose fc6/fc7 become the box head
 
 
