@@ -120,7 +120,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def cmd_runs_import(a: argparse.Namespace) -> int:
     folder = Path(a.source) if a.source else paths.reports_dir() / a.scale / "runs"
-    done, there = runs.import_records(folder)
+    done, there = runs.import_records(folder, scales.get(a.scale))
     print(f"imported {len(done)} runs from {folder} into {paths.runs_dir()} "
           f"({len(there)} already there)")
     return 0
@@ -261,7 +261,8 @@ def parser() -> argparse.ArgumentParser:
                          "what they lack is trained")
     _scale(ri)
     ri.add_argument("--from", dest="source", default=None,
-                    help="the records' folder (default reports/<scale>/runs)")
+                    help="the records' folder (default reports/<scale>/runs); records of "
+                    "another scale are refused")
     ri.set_defaults(fn=cmd_runs_import)
     lb = sub.add_parser("labels", help="WordNet label sets of a data set")
     lb.add_argument("dataset")

@@ -55,6 +55,62 @@ def _transfer_of_section6(store: Path) -> Path:
     raise AssertionError("no fine-tuning of the random init in the store")
 
 
+# ---------------------------------------------------------------- N9: records of another scale
+
+def test_records_of_another_scale_are_refused(fake_training, capsys, monkeypatch, tmp_path):
+    records = _committed(capsys) / "runs"
+    monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
+    err = _one_line_error(capsys, "runs", "import", "--scale", "small", "--from", str(records))
+    assert "is of scale smoke, not small" in err and "--scale smoke" in err
+    assert not (tmp_path / "fresh").exists()
+    code, text, err = _cli(capsys, "runs", "import", "--scale", "smoke", "--from", str(records))
+    assert code == 0 and "imported " in text, err
+
+
+# ---------------------------------------------------------------- the soft lock
+
+def test_a_soft_lock_left_by_a_killed_process_here_is_taken_over(monkeypatch, tmp_path):
+    """What the README says of ITL_LOCK=soft: a lock of a process killed on this machine does
+    not block (filelock records the holder's pid and host)..."""
+    monkeypatch.setenv("ITL_LOCK", "soft")
+    path = tmp_path / "run.lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom itl import runs\n"
+         "held = runs.lock(sys.argv[1])\nheld.acquire()\nprint('held', flush=True)\n"
+         "time.sleep(300)",
+         str(path)], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert holder.stdout.readline() == "held\n"
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    assert path.exists()  # left behind by the killed holder
+    lock = runs.lock(path)
+    lock.acquire(timeout=30)
+    assert lock.is_locked
+    lock.release()
+
+
+@pytest.mark.parametrize("marker", ["4242\nanother-node\n", ""])
+def test_a_soft_lock_no_process_here_holds_waits_until_deleted(monkeypatch, tmp_path, marker):
+    """...and one a job on another node left (or an empty lock file, as filelock before 3.22
+    wrote) waits until it is deleted by hand."""
+    monkeypatch.setenv("ITL_LOCK", "soft")
+    path = tmp_path / "run.lock"
+    path.write_text(marker)
+    with pytest.raises(filelock.Timeout):
+        runs.lock(path).acquire(timeout=1)
+    path.unlink()
+    lock = runs.lock(path)
+    lock.acquire(timeout=1)
+    lock.release()
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert "killed on the same machine is taken over" in readme
+    assert "waits until `ITL_RUNS/<kind>/<hash>.lock` is deleted by hand" in readme
+
+
 # ---------------------------------------------------------------- tests keep to their folders
 
 @pytest.fixture(scope="module")
