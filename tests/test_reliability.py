@@ -55,6 +55,30 @@ def _transfer_of_section6(store: Path) -> Path:
     raise AssertionError("no fine-tuning of the random init in the store")
 
 
+# ---------------------------------------------------------------- N6: what the digest promises
+
+def test_an_edited_number_is_refused_unless_its_digest_is_recomputed(fake_training, capsys,
+                                                                     monkeypatch, tmp_path):
+    """The README's "What itl guarantees": the digest catches accidents, not edits."""
+    records = _committed(capsys) / "runs"
+    f = _transfer_of_section6(records) / "metrics.json"
+    m = json.loads(f.read_text())
+    f.write_text(json.dumps({**m, "top1": 99.9}))  # edited by hand, digest left as it was
+    with pytest.warns(RuntimeWarning, match=re.escape(f"{f.parent}: metrics.json was edited")):
+        s6 = next(s for s in report.sections_from_records("smoke", records)
+                  if s["claim"].id == "section6")
+    assert not report.has_results(s6)  # the edited run is not used
+    monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
+    err = _one_line_error(capsys, "runs", "import", "--scale", "smoke", "--from", str(records))
+    assert str(f.parent) in err and "edited" in err and not (tmp_path / "fresh").exists()
+
+    edited = {**m, "top1": 99.9}  # the digest recomputed too: a checksum, not a signature
+    f.write_text(json.dumps({**edited, "digest": runs._digest(edited)}))
+    assert runs.read_record(f.parent, "transfer")[1]["top1"] == 99.9
+    readme = (ROOT / "README.md").read_text()
+    assert "catches accidents, not deliberate edits" in readme
+
+
 # ---------------------------------------------------------------- N9: records of another scale
 
 def test_records_of_another_scale_are_refused(fake_training, capsys, monkeypatch, tmp_path):
