@@ -55,6 +55,118 @@ def _transfer_of_section6(store: Path) -> Path:
     raise AssertionError("no fine-tuning of the random init in the store")
 
 
+# ---------------------------------------------------------------- N3: committed records kept
+
+def test_report_runs_never_deletes_a_committed_record(fake_training, capsys):
+    out = _committed(capsys)
+    before = _files(out)
+    gone = _transfer_of_section6(paths.runs_dir())
+    shutil.rmtree(gone)  # deleted to retrain it, as the run store's message advises
+
+    code, text, err = _cli(capsys, "report", "--scale", "smoke", "--runs")
+    assert code == 0, err
+    name = f"transfer/{gone.name}"
+    kept = [line for line in text.splitlines() if line.startswith("kept ")]
+    assert len(kept) == 1 and name in kept[0] and "itl runs import --scale smoke" in kept[0]
+    assert (out / "runs" / name / "metrics.json").read_bytes() == before[
+        f"runs/{name}/metrics.json"]
+    assert "section6: " in text and "from the run records under" in text
+    after = _files(out)
+    for f in ("section6.md", "section6.json", "metrics/section6.json", "runs/settings.json"):
+        assert after[f] == before[f], f  # the section rendered from the kept records
+    assert "| section6 " in after["summary.md"].decode()
+    assert {f for f in before if f.startswith("runs/")} <= set(after)
+
+
+def test_a_fresh_store_exports_nothing_away(fake_training, capsys, monkeypatch, tmp_path):
+    out = _committed(capsys)
+    before = _files(out / "runs")
+    monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
+    code, text, err = _cli(capsys, "report", "--scale", "smoke", "--runs")
+    assert code == 0, err
+    assert _files(out / "runs") == before
+    assert f"kept {sum(1 for k in runs.KINDS for _ in (out / 'runs' / k).iterdir())} " in text
+
+
+def test_kept_records_of_another_detection_setting_are_refused(fake_training, capsys,
+                                                               monkeypatch):
+    out = _committed(capsys)
+    shutil.rmtree(_transfer_of_section6(paths.runs_dir()))
+    before = _files(out)
+    monkeypatch.setenv("ITL_DETECTION", "off")
+    err = _one_line_error(capsys, "report", "--scale", "smoke", "--runs")
+    assert "ITL_DETECTION=on" in err and str(out / "runs" / "settings.json") in err
+    assert _files(out) == before
+
+
+# ---------------------------------------------------------------- N7: a full disk
+
+class _FullDisk:
+    """`os` as itl.paths sees it, with the disk full from the `at`-th file written on."""
+
+    def __init__(self, at: int):
+        self.at, self.writes = at, 0
+
+    def fsync(self, fd):
+        self.writes += 1
+        if self.writes >= self.at:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return os.fsync(fd)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+def test_a_full_disk_leaves_the_reports_as_they_were_and_names_them(fake_training, capsys,
+                                                                   monkeypatch):
+    out = _committed(capsys)
+    _train("section4")  # so that the next report changes files, and adds some
+    before = _files(out)
+    shutil.copytree(out, out.with_name("committed"))
+    counting = _FullDisk(at=10**9)  # how many files the next `itl report --runs` writes
+    with monkeypatch.context() as m:
+        m.setattr(paths, "os", counting)
+        assert _cli(capsys, "report", "--scale", "smoke", "--runs")[0] == 0
+    assert counting.writes > 3
+    shutil.rmtree(out)
+    out.with_name("committed").rename(out)
+    total = counting.writes
+    for at in sorted({1, total // 2, total}):
+        with monkeypatch.context() as m:
+            m.setattr(paths, "os", _FullDisk(at))
+            err = _one_line_error(capsys, "report", "--scale", "smoke", "--runs")
+        assert str(out) in err and "No space left on device" in err, err
+        assert _files(out) == before, at  # nothing half-written: no section without summary
+        assert [p.name for p in out.parent.iterdir()] == ["smoke"]  # no staging folder left
+
+
+def test_a_full_disk_while_copying_the_reports_is_named(fake_training, capsys, monkeypatch):
+    out = _committed(capsys)
+    before = _files(out)
+
+    def full(src, dst, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(shutil, "copytree", full)
+    err = _one_line_error(capsys, "report", "--scale", "smoke")
+    assert str(out) in err and "No space left on device" in err
+    assert _files(out) == before and [p.name for p in out.parent.iterdir()] == ["smoke"]
+
+
+def test_a_writer_killed_during_the_swap_loses_no_report(tmp_path, monkeypatch):
+    """Killed between its two renames: the next writer puts the reports back first."""
+    root = tmp_path / "reports"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stage = root / f".smoke.staging-{dead}-x"
+    (stage / "old").mkdir(parents=True)
+    (stage / "old" / "summary.md").write_text("the committed summary")
+    monkeypatch.setenv("ITL_REPORTS", str(root))
+    with report.writing("smoke") as out:
+        assert (out / "summary.md").read_text() == "the committed summary"
+    assert (root / "smoke" / "summary.md").read_text() == "the committed summary"
+    assert [p.name for p in root.iterdir()] == ["smoke"]
+
+
 # ---------------------------------------------------------------- N6: what the digest promises
 
 def test_an_edited_number_is_refused_unless_its_digest_is_recomputed(fake_training, capsys,
