@@ -9,9 +9,10 @@ of the scale has no files, and a stale one is removed. The same reports can be r
 the run records committed beside them (`reports/<scale>/runs/`, `export_runs`) without the data
 or the store (`sections_from_records`), which is how CI checks the committed verdicts; those
 records are never deleted, and a section the store lacks results of is rendered from them
-where they hold them all. A scale's reports are written all or nothing (`writing`). Paper
-values come from `itl/resources/paper_values.json`, each with its source; a value the paper
-does not give stays blank.
+where they hold them all. A scale's reports are written all or nothing (`writing`), and the
+README's table only from complete inputs (`update_readme`). Paper values come from
+`itl/resources/paper_values.json`, each with its source; a value the paper does not give
+stays blank.
 """
 from __future__ import annotations
 
@@ -695,7 +696,11 @@ def scale_sections(scale_name: str) -> list[dict]:
             for c in claims.for_scale(scales.get(scale_name)).values()]
 
 
-def readme_table(scale_names: tuple[str, ...] = ("smoke", "small-v2", "small", "paper")) -> str:
+README_SCALES = ("smoke", "small-v2", "small", "paper")  # the README table's columns, in order
+_README_FIXED = ("claim", "the paper's finding", "command")  # its columns that are not scales
+
+
+def readme_table(scale_names: tuple[str, ...] = README_SCALES) -> str:
     """The README's results table: a column per scale with results (from its committed run
     records, else the run store), a verdict per claim, "not run" where a claim has none."""
     verdicts = {}
@@ -713,11 +718,49 @@ def readme_table(scale_names: tuple[str, ...] = ("smoke", "small-v2", "small", "
     return tabulate(rows, ["claim", "the paper's finding", *ran, "command"], tablefmt="github")
 
 
+def _verdict_cells(table: str) -> dict[str, dict[str, str]]:
+    """{scale column: {claim id: cell}} of a results table as readme_table writes it."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in table.splitlines() if line.startswith("|")]
+    if not rows:
+        return {}
+    head = rows[0]
+    return {col: {r[0].partition(":")[0]: r[i] for r in rows[2:] if len(r) == len(head)}
+            for i, col in enumerate(head) if col not in _README_FIXED}
+
+
+def _lost(readme: Path, old: str, new: str) -> str | None:
+    """What rewriting the README's results table `old` as `new` would lose, in one line: a
+    scale column, or a verdict that would become "not run" (the reports or run records it came
+    from are missing here); None when nothing."""
+    before, after = _verdict_cells(old), _verdict_cells(new)
+    gone = [c for c in before if c not in after]
+    fewer = [f"{c} {cid}" for c in before if c in after for cid, v in before[c].items()
+             if v != "not run" and after[c].get(cid, "not run") == "not run"]
+    if not gone and not fewer:
+        return None
+    where = ", ".join(f"{committed_records(c)} (or the run store {paths.runs_dir()})"
+                      for c in [*gone, *dict.fromkeys(f.split()[0] for f in fewer)])
+    what = "; ".join(([f"its column(s) {', '.join(gone)} would be dropped"] if gone else [])
+                     + ([f"{', '.join(fewer)} would become 'not run'"] if fewer else []))
+    return (f"{readme}: the results table would lose what it states ({what}): the run records "
+            f"it was made from are missing or incomplete at {where}; set ITL_REPORTS to the "
+            "reports that hold them (or delete the table between the markers to start it "
+            "over); nothing written")
+
+
 def update_readme(readme: Path) -> None:
+    """Rewrite the results table between the README's markers, only from complete inputs: a
+    column or verdict it holds that the reports here cannot give is a ValueError saying what
+    is missing, and nothing is written."""
     text = readme.read_text()
     head, _, rest = text.partition(README_BEGIN)
-    _, end, tail = rest.partition(README_END)
+    old, end, tail = rest.partition(README_END)
     if not rest or not end:
         raise ValueError(f"{readme} needs both {README_BEGIN} and, after it, {README_END} "
                          "around the results table: add the missing marker (nothing written)")
-    paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{readme_table()}\n{README_END}{tail}")
+    table = readme_table()
+    lost = _lost(readme, old, table)
+    if lost:
+        raise ValueError(lost)
+    paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}")

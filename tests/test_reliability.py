@@ -99,6 +99,55 @@ def test_kept_records_of_another_detection_setting_are_refused(fake_training, ca
     assert _files(out) == before
 
 
+# ---------------------------------------------------------------- N4: the README table
+
+def _readme(tmp_path: Path, table: str) -> Path:
+    f = tmp_path / "README.md"
+    f.write_text(f"intro\n{report.README_BEGIN}\n{table}\n{report.README_END}\nthe rest\n")
+    return f
+
+
+def test_the_readme_keeps_a_column_whose_reports_are_missing(capsys, monkeypatch, tmp_path):
+    """The committed README's table (smoke and small-v2 columns) with ITL_REPORTS holding
+    only smoke: one line naming small-v2's missing records, the README untouched."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "smoke").symlink_to(ROOT / "reports" / "smoke")
+    monkeypatch.setenv("ITL_REPORTS", str(reports))
+    readme = tmp_path / "README.md"
+    shutil.copy(ROOT / "README.md", readme)
+    text = readme.read_text()
+    assert "| small-v2 " in text
+    err = _one_line_error(capsys, "report", "--readme", str(readme))
+    assert str(readme) in err and "small-v2 would be dropped" in err
+    assert str(reports / "small-v2" / "runs") in err and "nothing written" in err
+    assert readme.read_text() == text
+
+    readme = _readme(tmp_path, report.readme_table())  # a table of what is here: rewritten
+    code, _, err = _cli(capsys, "report", "--readme", str(readme))
+    assert code == 0 and "| smoke " in readme.read_text(), err
+
+
+def test_the_readme_keeps_a_verdict_whose_records_are_incomplete(fake_training, capsys,
+                                                                  tmp_path):
+    _train("section4")
+    out = _committed(capsys)  # section 6 too
+    readme = _readme(tmp_path, report.readme_table())
+    text = readme.read_text()
+    assert "| section4: " in text and "| section6: " in text
+    shutil.rmtree(paths.runs_dir())
+    for f in (out / "runs" / "pretrain").glob("*/config.json"):  # one of section 4's alone
+        if json.loads(f.read_text())["subset"] == {"rule": "images-per-class",
+                                                        "images_per_class": 50}:
+            shutil.rmtree(f.parent)
+            break
+    else:
+        raise AssertionError("no record of images-per-class=50")
+    err = _one_line_error(capsys, "report", "--readme", str(readme))
+    assert "smoke section4 would become 'not run'" in err and str(out / "runs") in err
+    assert readme.read_text() == text
+
+
 # ---------------------------------------------------------------- N7: a full disk
 
 class _FullDisk:
