@@ -107,20 +107,32 @@ def cmd_report(a: argparse.Namespace) -> int:
         report.update_readme(Path(a.readme))
         print(a.readme)
         return 0
-    if a.runs:  # first: it refuses a store that would delete the records, before any write
-        print(report.export_runs(a.scale))
-    sections = report.render(a.scale)
-    path = paths.reports_dir() / a.scale / "summary.md"
+    out = paths.reports_dir() / a.scale
+    with report.writing(a.scale):  # records and report: all written, or none
+        kept = report.records_not_in_store(a.scale) if a.runs else []
+        if a.runs:
+            report.export_runs(a.scale)
+        sections = report.render(a.scale)
+    if a.runs:
+        print(out / "runs")
+    if kept:
+        print(f"kept {len(kept)} run records under {out / 'runs'} that the run store "
+              f"{paths.runs_dir()} lacks (committed records are never deleted; `itl runs "
+              f"import --scale {a.scale}` copies them back, or delete one by hand to drop "
+              f"it): {', '.join(kept[:5])}" + (f" and {len(kept) - 5} more" if len(kept) > 5
+                                                else ""))
     for s in sections:
         print(f"{s['claim'].id}: " + (f"{s['verdict']} {s['estimate']}"
-                                      if report.has_results(s) else "not run"))
-    print(path)
+                                      if report.has_results(s) else "not run")
+              + (f" (from the run records under {out / 'runs'}: the run store lacks some of "
+                 "its runs)" if s.get("from_records") else ""))
+    print(out / "summary.md")
     return 0
 
 
 def cmd_runs_import(a: argparse.Namespace) -> int:
     folder = Path(a.source) if a.source else paths.reports_dir() / a.scale / "runs"
-    done, there = runs.import_records(folder)
+    done, there = runs.import_records(folder, scales.get(a.scale))
     print(f"imported {len(done)} runs from {folder} into {paths.runs_dir()} "
           f"({len(there)} already there)")
     return 0
@@ -252,7 +264,8 @@ def parser() -> argparse.ArgumentParser:
     o.add_argument("--readme", help="instead, rewrite the results table of this README from "
                    "reports/")
     o.add_argument("--runs", action="store_true", help="also copy every run's config, metrics "
-                   "and log (no checkpoints) to reports/<scale>/runs/, to commit with the report")
+                   "and log (no checkpoints) to reports/<scale>/runs/, to commit with the report "
+                   "(records of runs the store lacks are kept, never deleted)")
     o.set_defaults(fn=cmd_report)
     rs = sub.add_parser("runs", help="the run store: import committed run records")
     rsub = rs.add_subparsers(dest="action", required=True, metavar="ACTION", help="import")
@@ -261,7 +274,8 @@ def parser() -> argparse.ArgumentParser:
                          "what they lack is trained")
     _scale(ri)
     ri.add_argument("--from", dest="source", default=None,
-                    help="the records' folder (default reports/<scale>/runs)")
+                    help="the records' folder (default reports/<scale>/runs); records of "
+                    "another scale are refused")
     ri.set_defaults(fn=cmd_runs_import)
     lb = sub.add_parser("labels", help="WordNet label sets of a data set")
     lb.add_argument("dataset")

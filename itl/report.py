@@ -7,9 +7,12 @@ claim (for `dvc metrics show`).
 DVC render the same thing: a section whose conditions do not all have results for every seed
 of the scale has no files, and a stale one is removed. The same reports can be re-derived from
 the run records committed beside them (`reports/<scale>/runs/`, `export_runs`) without the data
-or the store (`sections_from_records`), which is how CI checks the committed verdicts. Paper
-values come from `itl/resources/paper_values.json`, each with its source; a value the paper
-does not give stays blank.
+or the store (`sections_from_records`), which is how CI checks the committed verdicts; those
+records are never deleted, and a section the store lacks results of is rendered from them
+where they hold them all. A scale's reports are written all or nothing (`writing`), and the
+README's table only from complete inputs (`update_readme`). Paper values come from
+`itl/resources/paper_values.json`, each with its source; a value the paper does not give
+stays blank.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import platform
 import warnings
 import shutil
 import statistics
+import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -175,9 +179,10 @@ def _plot(s: dict, fig: dict, path: Path) -> None:
     ax.set_title(f"{s['claim'].id} at {s['scale'].name} scale: {s['verdict']}")
     ax.legend(fontsize=7)
     f.tight_layout()
-    paths.ensure_writable(path.parent)
-    f.savefig(path, dpi=120)
+    png = io.BytesIO()  # savefig writes in place: render first, then write as any file
+    f.savefig(png, format="png", dpi=120)
     plt.close(f)
+    paths.atomic_write_bytes(path, png.getvalue())
 
 
 def _mean(values: list[float]) -> str:
@@ -235,6 +240,107 @@ def metrics_record(s: dict) -> dict:
             "verdict": s["verdict"], "seeds": est.n, "margin": s["claim"].margin}
 
 
+# ---------------------------------------------------------------- all or nothing
+
+@contextlib.contextmanager
+def _environment(**env: str) -> Iterator[None]:
+    """os.environ with `env` set, restored afterwards."""
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_WRITING: dict[str, Path] = {}  # scale -> its reports folder, while writing() stages them
+_STAGING = ".{}.staging-"  # reports/.<scale>.staging-<pid>-<random>/: a write in progress
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def final(scale_name: str) -> Path:
+    """reports/<scale>/ as the user knows it (not the staging copy `writing` writes in), for
+    messages."""
+    return _WRITING.get(scale_name) or paths.reports_dir() / scale_name
+
+
+def _recover(out: Path, scale_name: str) -> None:
+    """Clear what a writer of reports/<scale>/ (`out`) killed midway left: its staging folder,
+    and, if it was killed between the two renames of the swap, the reports put back in place."""
+    for stage in out.parent.glob(_STAGING.format(scale_name) + "*"):
+        pid = stage.name.removeprefix(_STAGING.format(scale_name)).partition("-")[0]
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue  # another writer, still at work
+        if (stage / "old").is_dir() and not out.exists():
+            os.rename(stage / "old", out)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def writing(scale_name: str) -> Iterator[Path]:
+    """reports/<scale>/ written all or nothing: inside, ITL_REPORTS points to a staging folder
+    beside it that holds a copy of it (run records included), and the copy is swapped into
+    place when everything is written; on any error reports/<scale>/ stays as it was and the
+    copy is removed. A disk error (a full disk) is one StoreError naming the folder. Nested
+    calls for the same scale write into the same copy."""
+    if scale_name in _WRITING:
+        yield paths.reports_dir() / scale_name
+        return
+    out = paths.reports_dir() / scale_name
+    if out.is_symlink():  # write where it points, and keep the link
+        out = out.resolve()
+    root = paths.ensure_writable(out.parent)
+    try:
+        _recover(out, scale_name)
+        stage_root = Path(tempfile.mkdtemp(
+            prefix=_STAGING.format(scale_name) + f"{os.getpid()}-", dir=root))
+    except OSError as e:
+        raise paths.StoreError(f"cannot write the {scale_name} reports to {out} "
+                               f"({e.strerror or e}): free space or permissions of {root}, "
+                               "or set ITL_REPORTS to a writable folder") from e
+    stage = stage_root / scale_name
+    _WRITING[scale_name] = out
+    try:
+        try:
+            if out.exists():
+                shutil.copytree(out, stage, symlinks=True)
+            stage.mkdir(exist_ok=True)
+            with _environment(ITL_REPORTS=str(stage_root)):
+                yield stage
+            if out.exists():
+                os.rename(out, stage_root / "old")
+            try:
+                os.rename(stage, out)
+            except OSError:
+                if (stage_root / "old").exists() and not out.exists():
+                    os.rename(stage_root / "old", out)
+                raise
+        except (OSError, paths.StoreError) as e:
+            cause = e.__cause__ if isinstance(e, paths.StoreError) else e
+            why = (f"{cause.strerror}" + (f": {cause.filename}" if cause.filename else "")
+                   if isinstance(cause, OSError) and cause.strerror else str(e))
+            raise paths.StoreError(
+                f"cannot write the {scale_name} reports to {out} ({why}); they are left as "
+                f"they were: free space or permissions of {root}, or set ITL_REPORTS to a "
+                "writable folder") from e
+    finally:
+        _WRITING.pop(scale_name, None)
+        shutil.rmtree(stage_root, ignore_errors=True)
+
+
 def write_section(claim: claims.Claim, scale_name: str) -> dict:
     """Render reports/<scale>/<section>.md (+ plot and its data, + JSON, + metrics) from the
     run store, or remove them when the store does not hold all of the section's results."""
@@ -288,6 +394,18 @@ def run_records(scale_name: str) -> list[tuple[str, dict, dict]]:
     """(kind, config, metrics) of every finished run of the scale in the run store."""
     return [(kind, cfg, m) for kind in runs.KINDS
             for cfg, m in _records(paths.runs_dir(), kind, scale_name)]
+
+
+def _store_and_committed(scale_name: str) -> list[tuple[str, dict, dict]]:
+    """run_records, with the run records committed beside the report of the runs the store
+    lacks (what a section rendered from those records is made of)."""
+    got = run_records(scale_name)
+    folder = committed_records(scale_name)
+    if folder.is_dir():
+        have = {m["run"] for _, _, m in got}
+        got += [(kind, cfg, m) for kind in runs.KINDS
+                for cfg, m in _records(folder, kind, scale_name) if m["run"] not in have]
+    return got
 
 
 def _timings(records: list[tuple[str, dict, dict]]) -> str:
@@ -380,7 +498,7 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
             + _detection_note(scale_name)
             + "\n\n" + _source_top1(ran)
             + "Seconds per run, as each run recorded them:\n\n"
-            + _timings(run_records(scale_name))
+            + _timings(_store_and_committed(scale_name))
             + f"\n\nRendered on {runs.provenance()['device']}, {os.cpu_count()} cores, "
             + f"{platform.platform()}. "
             + (f"Wall time of this pytest session: {wall_seconds:.0f} s.\n"
@@ -390,17 +508,21 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
 
 
 def render(scale_name: str, wall_seconds: float | None = None) -> list[dict]:
-    """reports/<scale>/ from the run store: every claim's section files (written, or removed
-    when the store lacks some of its results), no files of claims itl no longer has, and the
-    summary."""
-    out = paths.ensure_writable(paths.reports_dir() / scale_name)  # one error naming it
-    judges = claims.for_scale(scales.get(scale_name))
-    sections = [write_section(c, scale_name) for c in judges.values()]
-    known = {f for c in judges for f in section_files(c)}
-    for f in [*out.glob("section*.md"), *out.glob("section*.json"), *out.glob("metrics/*.json")]:
-        if f.relative_to(out).as_posix() not in known:
-            f.unlink()
-    write_summary(scale_name, sections, wall_seconds)
+    """reports/<scale>/ from the run store, written all or nothing (`writing`): every claim's
+    section files (written, or removed when neither the store nor the run records committed
+    beside the report hold all its results: `_completed`), no files of claims itl no longer
+    has, and the summary."""
+    with writing(scale_name) as out:
+        judges = claims.for_scale(scales.get(scale_name))
+        sections = _completed(scale_name, [store_section(c, scale_name) for c in judges.values()])
+        for s in sections:
+            write_section_files(s, out)
+        known = {f for c in judges for f in section_files(c)}
+        for f in [*out.glob("section*.md"), *out.glob("section*.json"),
+                  *out.glob("metrics/*.json")]:
+            if f.relative_to(out).as_posix() not in known:
+                f.unlink()
+        write_summary(scale_name, sections, wall_seconds)
     return sections
 
 
@@ -416,34 +538,70 @@ def _data_names(scale: scales.Scale) -> set[str]:
     return {n.partition("|")[0].partition(":")[0] for n in names if n}
 
 
-def export_runs(scale_name: str) -> Path:
-    """reports/<scale>/runs/: a copy of the run store's records of the scale, to commit beside
-    the report: `<kind>/<hash>/` with config, metrics and per-epoch log of every run (no
-    checkpoints; records of runs the store no longer holds are removed); `data/<name>/` with the
-    fingerprint and class list of each prepared data set the scale uses (what its conditions and
-    run configs are derived from, a few kB); and `settings.json` (ITL_DETECTION). From these
-    alone `sections_from_records` re-derives the reports, without data or run store."""
-    out = paths.reports_dir() / scale_name / "runs"
-    records = run_records(scale_name)
-    kept = {m["run"] for _, _, m in records}
-    committed = {f"{kind}/{d.name}" for kind in runs.KINDS for d in (out / kind).glob("*")}
-    if committed and not committed & kept:  # a fresh store: would delete every record
-        raise ValueError(f"the run store {paths.runs_dir()} holds none of the {len(committed)} "
-                         f"run records under {out}, and exporting would delete them: run `itl "
-                         f"runs import --scale {scale_name}` first (or delete {out} to start "
-                         "the records over)")
-    for kind in runs.KINDS:
-        for d in sorted((out / kind).glob("*")):
-            if f"{kind}/{d.name}" not in kept:
-                shutil.rmtree(d)
-    for _, _, m in records:
-        d = paths.runs_dir() / m["run"]
-        for f in runs.RECORD_FILES:
-            if (d / f).exists():
-                paths.atomic_write_text(paths.ensure_writable(out / m["run"]) / f,
-                                        (d / f).read_text())
-    export_data_records(scale_name, out)
+def committed_records(scale_name: str) -> Path:
+    """Where the run records of a scale are committed beside its report (while `writing`
+    stages it, the records as they are, which name the paths a user knows)."""
+    return final(scale_name) / "runs"
+
+
+def _completed(scale_name: str, sections: list[dict]) -> list[dict]:
+    """`sections` from the run store, each one the store lacks some results of taken instead
+    from the run records committed beside the report where those hold them all (marked
+    `from_records`): a run deleted from the store (to train it again) never takes its
+    committed section with it."""
+    folder = committed_records(scale_name)
+    if all(has_results(s) for s in sections) or not folder.is_dir():
+        return sections
+    recorded = {r["claim"].id: r for r in sections_from_records(scale_name, folder)}
+    out = []
+    for s in sections:
+        r = recorded.get(s["claim"].id)
+        out.append({**r, "from_records": True} if not has_results(s) and r and has_results(r)
+                   else s)
     return out
+
+
+def records_not_in_store(scale_name: str) -> list[str]:
+    """The run records committed under reports/<scale>/runs ("kind/hash") of runs the run
+    store does not hold (deleted to train them again, or a store that never had them): kept by
+    `export_runs`, never deleted."""
+    folder = committed_records(scale_name)
+    stored = {m["run"] for _, _, m in run_records(scale_name)}
+    return [f"{kind}/{d.name}" for kind in runs.KINDS for d in sorted((folder / kind).glob("*"))
+            if runs.is_run_name(d.name) and f"{kind}/{d.name}" not in stored]
+
+
+def export_runs(scale_name: str) -> Path:
+    """reports/<scale>/runs/: the run store's records of the scale, to commit beside the
+    report: `<kind>/<hash>/` with config, metrics and per-epoch log of every run (no
+    checkpoints); `data/<name>/` with the fingerprint and class list of each prepared data set
+    the scale uses (what its conditions and run configs are derived from, a few kB); and
+    `settings.json` (ITL_DETECTION). From these alone `sections_from_records` re-derives the
+    reports, without data or run store. A committed record is never deleted: one of a run the
+    store lacks is kept as it is (`records_not_in_store`), so deleting a run to train it again
+    loses nothing; it is refused where the kept records were exported with another
+    ITL_DETECTION. Written all or nothing (`writing`)."""
+    with writing(scale_name) as staged:
+        out = staged / "runs"
+        kept = records_not_in_store(scale_name)
+        settings = committed_records(scale_name) / SETTINGS
+        if kept and settings.is_file():
+            was = json.loads(settings.read_text()).get("detection")
+            if was != scales.detection_setting():
+                raise ValueError(
+                    f"{settings} says the run records were exported with ITL_DETECTION={was}, "
+                    f"and {len(kept)} of them ({kept[0]}...) are not in the run store "
+                    f"{paths.runs_dir()} to export again: set ITL_DETECTION={was}, or `itl "
+                    f"runs import --scale {scale_name}` and train them under "
+                    f"ITL_DETECTION={scales.detection_setting()} (nothing written)")
+        for _, _, m in run_records(scale_name):
+            d = paths.runs_dir() / m["run"]
+            for f in runs.RECORD_FILES:
+                if (d / f).exists():
+                    paths.atomic_write_text(paths.ensure_writable(out / m["run"]) / f,
+                                            (d / f).read_text())
+        export_data_records(scale_name, out)
+    return paths.reports_dir() / scale_name / "runs"
 
 
 def export_data_records(scale_name: str, out: Path) -> None:
@@ -469,16 +627,8 @@ def _reading_records(folder: Path) -> Iterator[None]:
         env["ITL_DATA"] = str(folder / "data")
     if settings.is_file():
         env["ITL_DETECTION"] = json.loads(settings.read_text())["detection"]
-    before = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with _environment(**env):
         yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _normal(obj: object) -> object:
@@ -546,7 +696,11 @@ def scale_sections(scale_name: str) -> list[dict]:
             for c in claims.for_scale(scales.get(scale_name)).values()]
 
 
-def readme_table(scale_names: tuple[str, ...] = ("smoke", "small-v2", "small", "paper")) -> str:
+README_SCALES = ("smoke", "small-v2", "small", "paper")  # the README table's columns, in order
+_README_FIXED = ("claim", "the paper's finding", "command")  # its columns that are not scales
+
+
+def readme_table(scale_names: tuple[str, ...] = README_SCALES) -> str:
     """The README's results table: a column per scale with results (from its committed run
     records, else the run store), a verdict per claim, "not run" where a claim has none."""
     verdicts = {}
@@ -564,11 +718,49 @@ def readme_table(scale_names: tuple[str, ...] = ("smoke", "small-v2", "small", "
     return tabulate(rows, ["claim", "the paper's finding", *ran, "command"], tablefmt="github")
 
 
+def _verdict_cells(table: str) -> dict[str, dict[str, str]]:
+    """{scale column: {claim id: cell}} of a results table as readme_table writes it."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in table.splitlines() if line.startswith("|")]
+    if not rows:
+        return {}
+    head = rows[0]
+    return {col: {r[0].partition(":")[0]: r[i] for r in rows[2:] if len(r) == len(head)}
+            for i, col in enumerate(head) if col not in _README_FIXED}
+
+
+def _lost(readme: Path, old: str, new: str) -> str | None:
+    """What rewriting the README's results table `old` as `new` would lose, in one line: a
+    scale column, or a verdict that would become "not run" (the reports or run records it came
+    from are missing here); None when nothing."""
+    before, after = _verdict_cells(old), _verdict_cells(new)
+    gone = [c for c in before if c not in after]
+    fewer = [f"{c} {cid}" for c in before if c in after for cid, v in before[c].items()
+             if v != "not run" and after[c].get(cid, "not run") == "not run"]
+    if not gone and not fewer:
+        return None
+    where = ", ".join(f"{committed_records(c)} (or the run store {paths.runs_dir()})"
+                      for c in [*gone, *dict.fromkeys(f.split()[0] for f in fewer)])
+    what = "; ".join(([f"its column(s) {', '.join(gone)} would be dropped"] if gone else [])
+                     + ([f"{', '.join(fewer)} would become 'not run'"] if fewer else []))
+    return (f"{readme}: the results table would lose what it states ({what}): the run records "
+            f"it was made from are missing or incomplete at {where}; set ITL_REPORTS to the "
+            "reports that hold them (or delete the table between the markers to start it "
+            "over); nothing written")
+
+
 def update_readme(readme: Path) -> None:
+    """Rewrite the results table between the README's markers, only from complete inputs: a
+    column or verdict it holds that the reports here cannot give is a ValueError saying what
+    is missing, and nothing is written."""
     text = readme.read_text()
     head, _, rest = text.partition(README_BEGIN)
-    _, end, tail = rest.partition(README_END)
+    old, end, tail = rest.partition(README_END)
     if not rest or not end:
         raise ValueError(f"{readme} needs both {README_BEGIN} and, after it, {README_END} "
                          "around the results table: add the missing marker (nothing written)")
-    paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{readme_table()}\n{README_END}{tail}")
+    table = readme_table()
+    lost = _lost(readme, old, table)
+    if lost:
+        raise ValueError(lost)
+    paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}")

@@ -143,10 +143,11 @@ def needs(d: Path, name: str) -> Path:
     return f
 
 
-def _checked_record(d: Path, kind: str) -> None:
-    """A RunError unless folder `d` is a whole run record of `kind`: read_record's checks, and
-    every file it holds matching the hash its metrics recorded."""
-    _, metrics = read_record(d, kind)
+def _checked_record(d: Path, kind: str) -> dict:
+    """The config of the run record in folder `d`; a RunError unless it is a whole run record
+    of `kind`: read_record's checks, and every file it holds matching the hash its metrics
+    recorded."""
+    cfg, metrics = read_record(d, kind)
     recorded = metrics.get("files")
     if not isinstance(recorded, dict):
         raise RunError(f"run record {d}: metrics.json records no file hashes")
@@ -159,14 +160,23 @@ def _checked_record(d: Path, kind: str) -> None:
     missing = [n for n in RECORD_FILES if n in recorded and not (d / n).is_file()]
     if missing:
         raise RunError(f"run record {d}: {', '.join(missing)} missing")
+    return cfg
 
 
-def import_records(folder: Path) -> tuple[list[str], list[str]]:
+def _scale_named(key: object, protocol: object) -> str:
+    """The scale whose runs carry (key, protocol) in their configs, by its itl.scales name."""
+    from itl import scales  # not at the top: scales -> train -> runs
+    names = [n for n, s in scales.SCALES.items() if (s.key, s.protocol) == (key, protocol)]
+    return names[0] if names else f"{key!r} (protocol {protocol})"
+
+
+def import_records(folder: Path, scale=None) -> tuple[list[str], list[str]]:
     """Copy the runs recorded under `folder` (`<kind>/<hash>/`, as report.export_runs writes
     them) into the run store, each marked IMPORTED: ([imported], [already in the store]) as
     "kind/hash". Every record is checked before anything is written (a RunError naming the
-    first bad one, and nothing imported); a run the store already has a folder for (finished,
-    or in progress and about to resume) is left as it is."""
+    first bad one, and nothing imported), and with `scale` (an itl.scales.Scale) must be a run
+    of that scale and protocol; a run the store already has a folder for (finished, or in
+    progress and about to resume) is left as it is."""
     if not folder.is_dir():
         raise FileNotFoundError(f"no run records at {folder}: give the folder `itl report "
                                 "--runs` wrote (reports/<scale>/runs)")
@@ -176,7 +186,13 @@ def import_records(folder: Path) -> tuple[list[str], list[str]]:
         raise FileNotFoundError(f"no run records under {folder} (expected pretrain/<hash>/ and "
                                 "transfer/<hash>/ folders with config.json and metrics.json)")
     for kind, d in found:
-        _checked_record(d, kind)
+        cfg = _checked_record(d, kind)
+        got = (cfg.get("scale"), cfg.get("protocol"))
+        if scale is not None and got != (scale.key, scale.protocol):
+            other = _scale_named(*got)
+            raise RunError(f"run record {d} is of scale {other}, not {scale.name}: import "
+                           f"{folder} with --scale {other}, or give --from the records of "
+                           f"{scale.name} (reports/{scale.name}/runs); nothing imported")
     done, there = [], []
     for kind, d in found:
         dest = paths.ensure_writable(paths.runs_dir() / kind) / d.name
@@ -254,8 +270,10 @@ def lock(path: Path) -> FileLock | SoftFileLock:
     """The lock beside a run: an flock() lock (filelock's FileLock; released by the kernel when
     its holder dies, but it needs a file system whose locks hold across nodes: NFSv4 or NFSv3
     with lockd, Lustre with -o flock), or with `ITL_LOCK=soft` a lock file created exclusively
-    (SoftFileLock: any file system, but one left by a killed process blocks that run until it
-    is deleted by hand). itl.grid's docstring and the README say more."""
+    (SoftFileLock: any file system). The soft lock file holds its holder's pid and host: one
+    left by a process killed on this machine is taken over, one left on another node (or empty,
+    as filelock before 3.22 left it) blocks that run until it is deleted by hand
+    (tests/test_reliability.py). The README, "Running the grid", says more."""
     value = os.environ.get("ITL_LOCK", "flock")
     if value not in LOCKS:
         raise ValueError(f"ITL_LOCK={value!r} is neither flock nor soft: set ITL_LOCK=soft for a "

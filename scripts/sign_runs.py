@@ -2,6 +2,10 @@
 run under a run store or exported records whose config hashes to its folder's name.
 
     python scripts/sign_runs.py STORE_OR_RECORDS_FOLDER
+
+That a script can do this is what the digest promises and no more (README, "What itl
+guarantees"): a checksum that catches accidents, not a signature. Runs that have one are left
+as they are.
 """
 import json
 import sys
