@@ -23,8 +23,9 @@ from archives import write_shards, write_tar
 G = torch.Generator().manual_seed(1)
 
 
-def _jpeg(size: int = 16) -> bytes:
-    x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=G)
+def _jpeg(size: int = 16, width: int | None = None) -> bytes:
+    """A random JPEG, size x size px (size x width: `size` rows of `width`)."""
+    x = torch.randint(0, 256, (3, size, width or size), dtype=torch.uint8, generator=G)
     return torchvision.io.encode_jpeg(x).numpy().tobytes()
 
 
@@ -212,12 +213,12 @@ def _bccd(names=("RBC", "WBC", "Platelets"), size=(640, 480)) -> dict[str, bytes
     files = {}
     for i, n in enumerate(names):
         files[f"BCCD/Annotations/img_{i}.xml"] = _voc_xml([n], size)
-        files[f"BCCD/JPEGImages/img_{i}.jpg"] = _jpeg()
+        files[f"BCCD/JPEGImages/img_{i}.jpg"] = _jpeg(size[1], size[0])  # as <size> says
     ids = [f"img_{i}" for i in range(len(names))]
     test = [f"test_{i}" for i in range(len(names))]  # apart from trainval, as VOC's test is
     for i in test:  # no objects: the boxes and classes are trainval's
         files[f"BCCD/Annotations/{i}.xml"] = _voc_xml([], size)
-        files[f"BCCD/JPEGImages/{i}.jpg"] = _jpeg()
+        files[f"BCCD/JPEGImages/{i}.jpg"] = _jpeg(size[1], size[0])
     for split, part in (("train", ids[:2]), ("val", ids[2:]), ("trainval", ids), ("test", test)):
         files[f"BCCD/ImageSets/Main/{split}.txt"] = "\n".join(part).encode()
     return files
