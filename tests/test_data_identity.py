@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from itl import data, datasets, paths
-from itl.datasets import checksums, images
+from itl.datasets import checksums, images, records
 from itl.datasets.entry import Archive
 from archives import write_shards, write_tar
 
@@ -293,10 +293,15 @@ def test_record_says_what_the_cache_was_built_from(tmp_path, data_dir, monkeypat
         assert data.fingerprint("15-scene", px) == want
 
 
-def test_reading_checks_the_record_without_hashing(tmp_path, data_dir, monkeypatch):
+def test_reading_hashes_each_cache_once_per_process_and_version(tmp_path, data_dir,
+                                                                monkeypatch):
     datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
-    monkeypatch.setattr(paths, "sha256_file", lambda f: pytest.fail(f"hashed {f} on a read"))
+    hashed = []
+    real = paths.sha256_file
+    monkeypatch.setattr(paths, "sha256_file", lambda f: hashed.append(Path(f).name) or real(f))
     assert len(data.load("15-scene", "train", 32)) == 4
+    assert len(data.load("15-scene", "train", 32)) == 4
+    assert hashed.count("cache-32-train.pt") == 1  # the first read hashed it, the second not
 
 
 def test_a_shards_record_lists_every_shard_sum(tmp_path, data_dir, monkeypatch):
@@ -379,9 +384,19 @@ def test_a_cache_swapped_after_preparing_is_refused(tmp_path, data_dir, monkeypa
     with pytest.raises(data.DataError, match=r"cache-64-test.pt has [\d,]+ bytes where .*"
                                              r"source.json records [\d,]+: changed since"):
         data.load("15-scene", "test")
-    rec = json.loads((folder / "source.json").read_text())  # a record made to match the bytes
+    rec = json.loads((folder / "source.json").read_text())  # a record made to match the size
     rec["sizes"]["64"]["files"]["cache-64-test.pt"] = (folder / "cache-64-test.pt").stat().st_size
     (folder / "source.json").write_text(json.dumps(rec))
+    with pytest.raises(data.DataError, match=r"cache-64-test.pt changed since it was prepared: "
+                                             r"its sha256 is not the [0-9a-f]{16}\.\.\. that"):
+        data.load("15-scene", "test")
+    sums = rec["sizes"]["64"]["sha256"]  # ... and its sha256, and the fingerprint they make
+    sums["cache-64-test.pt"] = hashlib.sha256((folder / "cache-64-test.pt").read_bytes()
+                                              ).hexdigest()
+    rec["sizes"]["64"]["fingerprint"] = records.fingerprint_of(
+        "15-scene", {s: sums[f"cache-64-{s}.pt"] for s in ("train", "test")})
+    (folder / "source.json").write_text(json.dumps(rec))
+    (folder / "fingerprint").write_text(rec["sizes"]["64"]["fingerprint"] + "\n")
     with pytest.raises(data.DataError, match=r"cache-64-test.pt holds 3 images where the "
                                              r"record has 2"):
         data.load("15-scene", "test")
