@@ -302,7 +302,8 @@ class VocSet(Dataset):
         """Its record against the entry (classes, images per split: one of its releases), its
         split files against the record, and every file it reads (split lists, annotations,
         JPEGs) against the sha256 its preparation recorded (`content.MANIFEST`; each file hashed
-        once per process and version: about 0.1 s for the small scale's 5,008 VOC images)."""
+        once per process and version: for the small scale's VOC 2007, 10,079 files of 70 MB, 0.6 s
+        of CPU, then 0.15 s again in the same process, on a busy 2-core AMD EPYC)."""
         root = paths.data_dir() / self.folder
         f = root / records.RECORD
         again = f"run `{prepare_command(self.name)}` with PATH {self.fix}"
