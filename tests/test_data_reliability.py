@@ -404,3 +404,24 @@ def test_file_digests_are_memoized_by_version(tmp_path):
     assert content.sha256_of(f) == hashlib.sha256(b"one").hexdigest()
     f.write_bytes(b"two!")  # another size (and mtime): hashed again
     assert content.sha256_of(f) == hashlib.sha256(b"two!").hexdigest()
+
+
+def test_an_edited_generated_voc_cifar_folder_is_refused(data_dir):
+    from itl.datasets import voc_cifar
+    from itl.datasets.images import ImageSet
+    g = torch.Generator().manual_seed(0)
+    objects = ImageSet(torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8, generator=g),
+                       torch.arange(6) % 2, ("cat", "ship"))
+    backgrounds = ImageSet(torch.zeros(2, 3, 64, 64, dtype=torch.uint8), torch.zeros(2),
+                           ("scene",))
+    root = voc_cifar.make_voc(objects, backgrounds, voc_cifar.VocSpec(n_train=3, n_test=2),
+                              data_dir / "voc-cifar")
+    e = datasets.get("voc-cifar")
+    assert e.root() == root and _status("voc-cifar").state == entry.GENERATED_ON_USE
+    jpeg = root / "JPEGImages" / "train_00001.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[::-1])
+    _one_line(e.root, f"{jpeg} changed since voc-cifar was prepared",
+              f"delete {root} to generate it again")
+    assert _status("voc-cifar").state == entry.FAILING
+    (root / content.MANIFEST).unlink()  # as generated before files.sha256: recorded on use
+    assert e.root() == root and (root / content.MANIFEST).is_file()
