@@ -108,7 +108,7 @@ VOC2007_CLS = VocClassification(
     name="voc2007-cls", kind=CLASSIFICATION, metric=VOC07_CLS, classes=VOC2007.classes,
     class_ids="name", splits=("train", "test"),  # test: VOC's val
     per_class={"train": None, "test": None},  # images per class: recorded from the source
-    shards="voc2007", shard_files=("voc2007-trainval-0.tar.gz", "voc2007-trainval-1.tar.gz"), archives=VOC2007.archives[:1],
+    shards="voc2007", shard_files=VOC2007.shard_files, archives=VOC2007.archives[:1],
     fix="the folder holding the voc2007 shards and SHA256SUMS (../shared/data/voc2007), "
         "VOCtrainval_06-Nov-2007.tar, or its unpacked VOCdevkit/VOC2007")
 ENTRIES = (VOC2007_CLS,)
