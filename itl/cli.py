@@ -188,7 +188,8 @@ def cmd_data_prepare(a: argparse.Namespace) -> int:
     for split in entry.eval_splits() if entry.kind == DETECTION else ("train", "test"):
         if entry.kind == DETECTION:  # VOC files, no image cache
             anns = read_voc(out, split)
-            print(f"{a.name} {split}: {len(anns)} images, "
+            role = "fine-tuned on" if split == entry.eval_splits()[0] else "scored on"
+            print(f"{a.name} {split} ({role}): {len(anns)} images, "
                   f"{sum(len(x.labels) for x in anns)} boxes")
             continue
         images = data.load(a.name, split, a.size)

@@ -16,15 +16,16 @@ import torch
 import torchvision
 
 from itl import data, datasets, paths
-from itl.datasets import checksums, images
+from itl.datasets import checksums, images, records
 from itl.datasets.entry import Archive
 from archives import write_shards, write_tar
 
 G = torch.Generator().manual_seed(1)
 
 
-def _jpeg(size: int = 16) -> bytes:
-    x = torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=G)
+def _jpeg(size: int = 16, width: int | None = None) -> bytes:
+    """A random JPEG, size x size px (size x width: `size` rows of `width`)."""
+    x = torch.randint(0, 256, (3, size, width or size), dtype=torch.uint8, generator=G)
     return torchvision.io.encode_jpeg(x).numpy().tobytes()
 
 
@@ -212,12 +213,12 @@ def _bccd(names=("RBC", "WBC", "Platelets"), size=(640, 480)) -> dict[str, bytes
     files = {}
     for i, n in enumerate(names):
         files[f"BCCD/Annotations/img_{i}.xml"] = _voc_xml([n], size)
-        files[f"BCCD/JPEGImages/img_{i}.jpg"] = _jpeg()
+        files[f"BCCD/JPEGImages/img_{i}.jpg"] = _jpeg(size[1], size[0])  # as <size> says
     ids = [f"img_{i}" for i in range(len(names))]
     test = [f"test_{i}" for i in range(len(names))]  # apart from trainval, as VOC's test is
     for i in test:  # no objects: the boxes and classes are trainval's
         files[f"BCCD/Annotations/{i}.xml"] = _voc_xml([], size)
-        files[f"BCCD/JPEGImages/{i}.jpg"] = _jpeg()
+        files[f"BCCD/JPEGImages/{i}.jpg"] = _jpeg(size[1], size[0])
     for split, part in (("train", ids[:2]), ("val", ids[2:]), ("trainval", ids), ("test", test)):
         files[f"BCCD/ImageSets/Main/{split}.txt"] = "\n".join(part).encode()
     return files
@@ -292,10 +293,15 @@ def test_record_says_what_the_cache_was_built_from(tmp_path, data_dir, monkeypat
         assert data.fingerprint("15-scene", px) == want
 
 
-def test_reading_checks_the_record_without_hashing(tmp_path, data_dir, monkeypatch):
+def test_reading_hashes_each_cache_once_per_process_and_version(tmp_path, data_dir,
+                                                                monkeypatch):
     datasets.prepare("15-scene", _mini_scene(tmp_path, monkeypatch))
-    monkeypatch.setattr(paths, "sha256_file", lambda f: pytest.fail(f"hashed {f} on a read"))
+    hashed = []
+    real = paths.sha256_file
+    monkeypatch.setattr(paths, "sha256_file", lambda f: hashed.append(Path(f).name) or real(f))
     assert len(data.load("15-scene", "train", 32)) == 4
+    assert len(data.load("15-scene", "train", 32)) == 4
+    assert hashed.count("cache-32-train.pt") == 1  # the first read hashed it, the second not
 
 
 def test_a_shards_record_lists_every_shard_sum(tmp_path, data_dir, monkeypatch):
@@ -378,9 +384,19 @@ def test_a_cache_swapped_after_preparing_is_refused(tmp_path, data_dir, monkeypa
     with pytest.raises(data.DataError, match=r"cache-64-test.pt has [\d,]+ bytes where .*"
                                              r"source.json records [\d,]+: changed since"):
         data.load("15-scene", "test")
-    rec = json.loads((folder / "source.json").read_text())  # a record made to match the bytes
+    rec = json.loads((folder / "source.json").read_text())  # a record made to match the size
     rec["sizes"]["64"]["files"]["cache-64-test.pt"] = (folder / "cache-64-test.pt").stat().st_size
     (folder / "source.json").write_text(json.dumps(rec))
+    with pytest.raises(data.DataError, match=r"cache-64-test.pt changed since it was prepared: "
+                                             r"its sha256 is not the [0-9a-f]{16}\.\.\. that"):
+        data.load("15-scene", "test")
+    sums = rec["sizes"]["64"]["sha256"]  # ... and its sha256, and the fingerprint they make
+    sums["cache-64-test.pt"] = hashlib.sha256((folder / "cache-64-test.pt").read_bytes()
+                                              ).hexdigest()
+    rec["sizes"]["64"]["fingerprint"] = records.fingerprint_of(
+        "15-scene", {s: sums[f"cache-64-{s}.pt"] for s in ("train", "test")})
+    (folder / "source.json").write_text(json.dumps(rec))
+    (folder / "fingerprint").write_text(rec["sizes"]["64"]["fingerprint"] + "\n")
     with pytest.raises(data.DataError, match=r"cache-64-test.pt holds 3 images where the "
                                              r"record has 2"):
         data.load("15-scene", "test")

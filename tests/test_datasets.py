@@ -192,10 +192,11 @@ def test_itl_has_no_import_cycle():
     for m in graph:  # the shared machinery reads no data set module and not the registry
         if m.startswith("itl.datasets.") and m.rsplit(".", 1)[1] in (
                 "images", "entry", "identity", "checksums", "staging", "records", "layouts",
-                "sources", "shards"):
+                "sources", "shards", "content"):
             assert not {d for d in graph[m] if d.startswith("itl.datasets")} - {
                 f"itl.datasets.{n}" for n in ("images", "entry", "identity", "checksums",
-                                              "staging", "records", "layouts", "sources")}, m
+                                              "staging", "records", "layouts", "sources",
+                                              "content")}, m
 
 
 def test_every_data_module_imports_first_in_a_fresh_interpreter():
@@ -366,10 +367,13 @@ def test_status_of_a_voc_set_verified_then_failing(tmp_path, data_dir, monkeypat
     expect(monkeypatch, "bccd", split_sizes={"train": 2, "val": 1, "trainval": 3, "test": 3})
     assert cli.main(["data", "prepare", "bccd", "--from",
                      str(write_tar(tmp_path / "b.tar.gz", _bccd()))]) == 0
-    assert "bccd train: 2 images, 2 boxes" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bccd train (fine-tuned on): 2 images, 2 boxes" in out
+    assert "bccd test (scored on): 3 images" in out
     line = _status(capsys, "--scale", "small-v2")["small-v2", "bccd"]
     assert line.startswith(f"present, verified: VOC-format folder {data_dir / 'BCCD'}: images "
-                           "2 train, 1 val, 3 trainval, 3 test; 3 boxes of 3 classes")
+                           "2 train, 1 val, 3 trainval, 3 test (fine-tuned on train, scored on "
+                           "test); 3 boxes of 3 classes")
     (data_dir / "BCCD" / "ImageSets" / "Main" / "val.txt").write_text("img_0\nimg_1\n")
     line = _status(capsys, "--scale", "small-v2")["small-v2", "bccd"]
     assert line.startswith("present, failing verification: ") and \

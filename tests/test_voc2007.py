@@ -216,7 +216,8 @@ def test_the_shards_folder_prepares_the_trainval_only_release(tmp_path):
         "voc2007/voc2007-trainval-0.tar.gz", "voc2007/voc2007-trainval-1.tar.gz"}
     assert MINI_SHARDS.present() and MINI_SHARDS.verify() is None
     status = MINI_SHARDS.status()
-    assert status.state == entry.VERIFIED and ": images 2 train, 2 val, 4 trainval; 7 boxes" in \
+    assert status.state == entry.VERIFIED and (": images 2 train, 2 val, 4 trainval (fine-tuned "
+                                               "on train, scored on val); 7 boxes") in \
         status.detail
     assert MINI_SHARDS.eval_splits() == ("train", "val")
     assert [a.image for a in voc.read_voc(root, "val")] == IDS[2:]
@@ -234,7 +235,8 @@ def test_the_shards_own_folder_finds_sha256sums_in_its_parent_and_the_cli_prints
     monkeypatch.setitem(datasets.REGISTRY, "voc2007", MINI_SHARDS)
     assert cli.main(["data", "prepare", "voc2007", "--from", str(shards / "voc2007")]) == 0
     out = capsys.readouterr().out
-    assert "voc2007 train: 2 images, 3 boxes" in out and "voc2007 val: 2 images, 4 boxes" in out
+    assert "voc2007 train (fine-tuned on): 2 images, 3 boxes" in out
+    assert "voc2007 val (scored on): 2 images, 4 boxes" in out
     rec = __import__("json").loads((MINI_SHARDS.root() / records.RECORD).read_text())
     assert rec["source"]["path"] == str((shards / "voc2007").resolve())
     assert set(rec["source"]["sha256"]) == {"voc2007/voc2007-trainval-0.tar.gz",

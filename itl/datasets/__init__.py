@@ -12,8 +12,10 @@ The modules beside the data sets hold what they share: `images` (ImageSet, DataE
 image or a cache), `checksums` (SHA256SUMS, archive md5), `sources` (what `--from PATH` may be),
 `staging` (build, then rename into place), `records` (source.json, the caches and their
 fingerprints), `shards` (a set too large for memory, as shard files that stream), `identity`
-(is a source the data set it is offered as?), `layouts` (reading unpacked class folders). None
-of them imports this registry, nor any data set module.
+(is a source the data set it is offered as?), `content` (is its content sound: split lists,
+train/test leakage, boxes, decodable images, and the digests that bind what was installed),
+`layouts` (reading unpacked class folders). None of them imports this registry, nor any data set
+module.
 """
 from __future__ import annotations
 

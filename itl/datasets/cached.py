@@ -17,11 +17,12 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from itl import paths
-from itl.datasets import layouts, records, sources, staging
+from itl.datasets import content, layouts, records, sources, staging
 from itl.datasets.entry import Dataset
 from itl.datasets.identity import (compare_classes, compare_counts, compare_image_size,
                                    mismatch, remedy)
@@ -37,6 +38,9 @@ class CachedSet(Dataset):
     per_class: dict[str, int | tuple[int, ...] | None]  # split -> images per class (int:
     # every class; None: not known to the entry, the source's own are recorded)
     aliases: dict[str, str] = dataclasses.field(default_factory=dict)  # folder name -> class
+    examples_share_images: ClassVar[bool] = False  # several examples cut from one image
+    test_in_train: int | None = 0  # test images byte-identical to a training image that the
+    # published data holds (more is refused: train/test leakage); None: not checked
 
     def __post_init__(self) -> None:
         if set(self.per_class) != set(self.splits):
@@ -91,7 +95,16 @@ class CachedSet(Dataset):
         for split, part in index.items():
             compare_classes(self, part.classes, source, f"its {split} split")
             compare_counts(self, split, part.counts(), source, "")
+        content.check_listed(self.name, index, remedy(self), self.examples_share_images)
         return index
+
+    def leaked(self, index: dict[str, Split]) -> int | None:
+        """Test images byte-identical to training images (`content.check_leaks`; more than
+        `test_in_train` is refused); None: not checked."""
+        if self.test_in_train is None:
+            return None
+        return content.check_leaks(self.name, index["train"], index["test"], self.test_in_train,
+                                   remedy(self))
 
     def extra_files(self) -> dict[str, str]:
         """Files written beside the caches (name -> text)."""
@@ -109,6 +122,7 @@ class CachedSet(Dataset):
                 return self._adopt(source, top, stage)
             unpacked, origin = self.opened(source, stage)
             index = self.index(unpacked, source)
+            leaked = self.leaked(index)
             built = stage / name
             built.mkdir()
             sizes, seen = {}, set()
@@ -124,14 +138,15 @@ class CachedSet(Dataset):
                                f)
                     files[f.name] = f.stat().st_size
                     del images
-                fingerprint = records.cache_digest(built, name, px, index)
-                (built / records.fingerprint_file(px)).write_text(f"{fingerprint}\n")
-                sizes[str(px)] = {"fingerprint": fingerprint, "files": files}
+                sizes[str(px)] = records.size_record(built, name, px, index, files)
+                (built / records.fingerprint_file(px)).write_text(
+                    f"{sizes[str(px)]['fingerprint']}\n")
             for f, text in self.extra_files().items():
                 (built / f).write_text(text)
             records.write(built, name, origin, self.classes,
                           {s: index[s].counts() for s in index},
-                          list(next(iter(seen))) if len(seen) == 1 else None, sizes)
+                          list(next(iter(seen))) if len(seen) == 1 else None, sizes,
+                          {} if leaked is None else {"test_in_train": leaked})
             return staging.install(built, top / name, stage)
 
     def _adopt(self, source: Path, top: Path, stage: Path) -> Path:
@@ -157,29 +172,31 @@ class CachedSet(Dataset):
                 counts[split] = self.label_counts(images.y, len(images.classes))
                 compare_counts(self, split, counts[split], source, f"{f}")
                 files[f.name] = f.stat().st_size
-            fingerprint = records.cache_digest(source, name, px, self.per_class)
+            sizes[str(px)] = records.size_record(source, name, px, self.per_class, files)
+            fingerprint = sizes[str(px)]["fingerprint"]
             if fp.read_text().strip() != fingerprint:
                 raise DataError(f"{fp} says {fp.read_text().strip()} but the caches beside it "
                                 f"hash to {fingerprint}: changed since they were prepared; "
                                 f"{again}")
-            sizes[str(px)] = {"fingerprint": fingerprint, "files": files}
         origin = records.origin(source, "adopted", note="caches built by an itl that wrote no "
                                 "record, checked against the identity and their fingerprint "
                                 "files")
-        original_size = None  # not known from a cache
+        original_size, checks = None, {}  # not known from a cache
         old = source / records.RECORD
         if old.is_file():  # a folder prepared with a record (here or elsewhere): keep what it says
             try:
                 rec = json.loads(old.read_text())
                 origin, original_size = dict(rec["source"]), rec["original_image_size"]
+                checks = dict(rec.get("checks") or {})
             except (OSError, ValueError, KeyError, TypeError):
                 pass
         if source.resolve() == (top / name).resolve():
-            records.write(source, name, origin, self.classes, counts, original_size, sizes)
+            records.write(source, name, origin, self.classes, counts, original_size, sizes,
+                          checks)
             return top / name
         built = stage / name
         shutil.copytree(source, built)
-        records.write(built, name, origin, self.classes, counts, original_size, sizes)
+        records.write(built, name, origin, self.classes, counts, original_size, sizes, checks)
         return staging.install(built, top / name, stage)
 
     # ------------------------------------------------------------ reading
@@ -194,13 +211,16 @@ class CachedSet(Dataset):
         return all(records.cache_path(self.name, s, SIZE).is_file() for s in self.splits)
 
     def verify(self) -> str | None:
-        """The checks reading makes before it reads a cache, for every split and cache size
-        (the caches themselves are not read)."""
+        """The checks reading makes before it reads a cache, for every split and cache size:
+        the record, byte sizes, fingerprint files, and the sha256 of every cache against the
+        record (`records.checked_content`: hashed once per process, so reading after it hashes
+        nothing again)."""
         try:
             rec = records.read(self)
             for px in sorted({*SIZES, *(int(s) for s in rec["sizes"] if str(s).isdigit())}):
                 for split in self.splits:
-                    records.checked_file(self, split, px)
+                    f, rec, again = records.checked_file(self, split, px)
+                    records.checked_content(self, f, rec, split, px)
         except DataError as e:
             return str(e)
         return None

@@ -116,8 +116,8 @@ class Dataset:
         return False
 
     def verify(self) -> str | None:
-        """Cheap: None when what is there agrees with its record (as reading checks it),
-        else the one-line reason."""
+        """None when what is there agrees with its record (as reading checks it: contents
+        hashed once per process), else the one-line reason of the first check that fails."""
         return None
 
     def needs(self) -> tuple[str, ...]:

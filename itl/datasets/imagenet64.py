@@ -246,6 +246,7 @@ IMAGENET64 = ImageNet64(
     per_class_range={"train": (732, 1300), "test": (50, 50)},
     image_size=(SIDE, SIDE),
     per_class_unit=IMAGES,  # ImageNet-1k itself: the paper's 500 images per class are 500
+    test_in_train=None,  # not measured (no copy here): train and test are not compared
     archives=(Archive("Imagenet64_train_part1.zip"), Archive("Imagenet64_train_part2.zip"),
               Archive("Imagenet64_val.zip")),  # image-net.org publishes no checksums for them
     fix=(f"a folder holding Imagenet64_train_part1.zip, Imagenet64_train_part2.zip, "

@@ -114,4 +114,5 @@ def layout_root(unpacked: Path) -> tuple[Path, str]:
                         for s in subs):
             return d, "classes"
     raise DataError(f"no known layout under {unpacked}: expected train/ and test/ folders of "
-                    "class folders")
+                    "class folders (or pass the shards folder holding SHA256SUMS, or the "
+                    "original archive)")

@@ -6,9 +6,11 @@ in the order of the set's canonical listing. Reading maps the shards into memory
 (`images.DiskImages`): nothing is read until a batch is indexed.
 
 `source.json` records per split every shard's image count, byte size and sha256 (hashed as it was
-written, never re-read) and the labels file's; the fingerprint is the digest of those digests.
-Reading checks the shards against the record cheaply (present, byte sizes, the labels' counts per
-class), as `records` does for the in-memory caches.
+written) and the labels file's; the fingerprint is the digest of those digests. Reading checks
+the shards against the record (present, byte sizes, the labels' counts per class) and the labels
+file against its sha256 (once per process: labels permuted in place are refused). The image
+shards themselves are checked by byte size only: hashing 252 GB on every read is not affordable;
+`sha256sum` against the record's sums checks them when wanted.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 
 import itl
 from itl import paths
+from itl.datasets import content
 from itl.datasets.entry import prepare_command
 from itl.datasets.identity import short_list
 from itl.datasets.images import DataError, DiskImages, ImageSet
@@ -157,6 +160,10 @@ def open_split(folder: Path, name: str, rec: dict, split: str) -> ImageSet:
                                          shape=(s["images"], *shape)))
               for s in part["shards"]]
     f = folder / part["labels"]["file"]
+    if content.sha256_of(f) != part["labels"]["sha256"]:
+        raise DataError(f"labels {f} changed since they were prepared: their sha256 is not the "
+                        f"one {folder / RECORD} records (same byte size: edited in place, e.g. "
+                        f"permuted); {again(name)}")
     try:
         y = torch.load(f, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable labels file is the same problem

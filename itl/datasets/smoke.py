@@ -1,7 +1,10 @@
 """The smoke scale's generated data sets (`smoke`, `smoke-target`, `smoke-extra`): drawn by
 `itl.smoke` from their specs on first use and cached under ITL_DATA/smoke, so every paper
 question runs end to end on 2 CPU cores without any download. Their fingerprint is the digest of
-the spec: the same spec gives the same bytes.
+the spec: the same spec gives the same bytes. Beside each cache, `<cache>.sha256` holds the sha256
+its generation wrote; reading re-checks it (once per process), so an edited cache (its labels
+permuted) is refused, never trained on under the spec's fingerprint. A cache without that file
+(generated before it was written) is generated again.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import ClassVar
 
 from itl import labels, paths, smoke, wordnet
+from itl.datasets import content
 from itl.datasets.entry import (CLASSIFICATION, GENERATED, GENERATED_ON_USE, TOP1, Dataset,
                                 Status)
 from itl.datasets.images import DataError, ImageSet, read_cache
@@ -36,11 +40,17 @@ class GeneratedSet(Dataset):
         self._check_size(size)
         spec = self.spec
         cache = paths.data_dir() / "smoke" / f"{spec.name}-{spec_hash(asdict(spec))}-{split}.pt"
-        if cache.exists():
-            return read_cache(cache, "delete it to regenerate")
+        sums = cache.with_name(cache.name + ".sha256")
+        fix = f"delete it and {sums.name} to generate it again"
+        if cache.exists() and sums.exists():
+            if content.sha256_of(cache) != sums.read_text().strip():
+                raise DataError(f"generated data cache {cache} changed since it was generated "
+                                f"(its sha256 is not the one {sums.name} records): {fix}")
+            return read_cache(cache, fix)
         x, y = smoke.generate(spec, split, wordnet.load(), labels.imagenet1k_wnids())
         paths.ensure_writable(cache.parent)
         paths.atomic_torch_save(cache, {"x": x, "y": y, "classes": list(spec.classes)})
+        paths.atomic_write_text(sums, paths.sha256_file(cache) + "\n")
         return ImageSet(x, y, spec.classes)
 
     def fingerprint(self, size: int | None = None) -> str:

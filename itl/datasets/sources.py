@@ -91,6 +91,18 @@ def sums_folder(entry: Dataset, source: Path) -> Path | None:
     return None
 
 
+def bare_shards(entry: Dataset, source: Path) -> list[Path]:
+    """The entry's shards in a folder that has no SHA256SUMS to check them against: files named
+    in its `shard_files`, or any tar.gz in its shards folder, in `source` or `source/<shards>`."""
+    if not entry.shards or not source.is_dir():
+        return []
+    own = source / entry.shards
+    found = [f for d in (source, own) if d.is_dir() for f in sorted(d.iterdir())
+             if f.is_file() and (f.name in entry.shard_files or
+                                 (d == own and f.name.endswith(".tar.gz")))]
+    return list(dict.fromkeys(found))
+
+
 def opened(entry: Dataset, source: Path, staging: Path) -> tuple[Path, dict]:
     """The source's files, unpacked into `staging` once verified (a folder: as it is), and the
     record of where they came from."""
@@ -109,6 +121,17 @@ def opened(entry: Dataset, source: Path, staging: Path) -> tuple[Path, dict]:
     elif source.is_file():
         origin = records.origin(source, "archive", **verified_archive(entry, source))
         unpack(source, unpacked)
+    elif bare_shards(entry, source):
+        found = bare_shards(entry, source)
+        where = found[0].parent if found[0].parent != source else source
+        names = ", ".join(f.name for f in found[:3]) + (" ..." if len(found) > 3 else "")
+        raise DataError(f"{source} holds {entry.name} shards ({names}) but no SHA256SUMS to "
+                        f"check them against (looked in {source}"
+                        + (f" and {source.resolve().parent}" if where == source else "")
+                        + "): itl checks every shard's sha256 before unpacking it; copy "
+                        "SHA256SUMS from where the shards came from (../shared/data/SHA256SUMS) "
+                        f"beside the {entry.shards}/ folder, or write it there with `sha256sum "
+                        f"{entry.shards}/*.tar.gz > SHA256SUMS`")
     else:
         unpacked = source  # a folder already laid out
         origin = records.origin(source, "folder")

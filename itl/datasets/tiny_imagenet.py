@@ -109,5 +109,7 @@ TINY_IMAGENET = TinyImageNet(
     # Avalanche's TinyImagenet loader (ContinualAI/avalanche,
     # avalanche/benchmarks/datasets/tiny_imagenet/tiny_imagenet.py) and many others
     archives=(Archive("tiny-imagenet-200.zip", md5="90528d7ca1a48142e341f4ef8d21d0de"),),
-    fix=f"{SHARDS_FOLDER} or CS231n's tiny-imagenet-200.zip")
+    fix=f"{SHARDS_FOLDER} or CS231n's tiny-imagenet-200.zip",
+    test_in_train=7)  # val images byte-identical to a training image in the shards (CS231n's
+# files; e.g. val_2157.JPEG = train/n01855672/images/n01855672_44.JPEG)
 ENTRIES = (TINY_IMAGENET,)

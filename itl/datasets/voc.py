@@ -6,13 +6,15 @@ that `itl data prepare` checks and installs under ITL_DATA as it is (no image ca
 What is checked follows the VOC devkit's conventions (Everingham et al., "The PASCAL Visual
 Object Classes Challenge 2007 Development Kit", Sections 2-3): `train` and `val` are disjoint and
 make up `trainval`, `test` is apart from `trainval`, each split file lists an image once, and a
-box is given in 1-based inclusive pixel coordinates inside the image that `<size>` describes.
+box is given in 1-based inclusive pixel coordinates inside the image that `<size>` describes
+(the checks themselves are `itl.datasets.content`'s); every listed JPEG must also decode, at that
+size. The installed folder keeps `files.sha256`, the sha256 of every file itl reads, named in its
+record and re-checked by `verify` (so by `itl data status` and before a detection run).
 """
 from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 import shutil
 import time
 import xml.etree.ElementTree as ET
@@ -23,7 +25,7 @@ import torch
 
 import itl
 from itl import paths
-from itl.datasets import records, sources, staging
+from itl.datasets import content, records, sources, staging
 from itl.datasets.entry import Dataset, prepare_command
 from itl.datasets.identity import compare_classes, compare_image_size, mismatch, remedy
 from itl.datasets.images import DataError
@@ -214,11 +216,15 @@ class VocSet(Dataset):
         if stage not in root.parents:  # the user's own folder: copy, never move their data
             shutil.copytree(root, stage / self.folder)
             root = stage / self.folder
+        read = [f for f in (root / "ImageSets").rglob("*") if f.is_file()] + [
+            root / d / f"{image}{ext}" for image in counted
+            for d, ext in (("Annotations", ".xml"), ("JPEGImages", ".jpg"))]
         paths.atomic_write_json(root / records.RECORD, {
             "dataset": self.name, "source": origin, "classes": sorted(boxes),
             "boxes": dict(sorted(boxes.items())),
             "images": {s: len(lists[s]) for s in release},  # the release: the splits it has
             "original_image_size": list(self.image_size) if self.image_size else None,
+            "files_sha256": content.write_manifest(root, read),  # of MANIFEST: what is read
             "itl_version": itl.__version__, "prepared": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         return staging.install(root, top / self.folder, stage)
 
@@ -238,41 +244,18 @@ class VocSet(Dataset):
 
     def _lists(self, root: Path) -> dict[str, list[str]]:
         """Split -> image ids of every split file present that a release names or the devkit
-        has, checked as the devkit defines them: no id twice in a file, train and val disjoint
-        and together trainval, trainval and test disjoint."""
-        main = root / "ImageSets" / "Main"
-        lists = {}
-        for split in dict.fromkeys((*(s for r in self.releases() for s in r), *SPLIT_FILES)):
-            f = main / f"{split}.txt"
-            if not f.is_file():
-                continue
-            lists[split] = f.read_text().split()
-            twice = next((i for i, n in Counter(lists[split]).items() if n > 1), None)
-            if twice is not None:
-                raise DataError(f"{f} lists {twice} twice: a split file lists each image once; "
-                                f"{remedy(self)}")
-        for a, b in (("train", "val"), ("trainval", "test")):
-            both = sorted(set(lists.get(a, ())) & set(lists.get(b, ())))
-            if both:
-                raise DataError(f"{main / f'{b}.txt'} lists {both[0]}, which {a}.txt lists too "
-                                f"({len(both)} shared): {a} and {b} are disjoint; "
-                                f"{remedy(self)}")
-        if {"train", "val", "trainval"} <= set(lists):
-            parts, whole = set(lists["train"]) | set(lists["val"]), set(lists["trainval"])
-            if parts != whole:
-                odd = min(parts ^ whole)
-                where = ("trainval.txt but in neither train.txt nor val.txt" if odd in whole
-                         else "train.txt or val.txt but not in trainval.txt")
-                raise DataError(f"{main / 'trainval.txt'} is not train.txt and val.txt together: "
-                                f"{odd} is in {where}; {remedy(self)}")
-        return lists
+        has, checked as the devkit defines them (`content.split_lists`)."""
+        return content.split_lists(root / "ImageSets" / "Main",
+                                   (*(s for r in self.releases() for s in r), *SPLIT_FILES),
+                                   remedy(self))
 
     def _annotation(self, root: Path, split: str, image: str) -> Annotation:
-        """A listed image's annotation, its JPEG and XML present and every box inside the image
-        its <size> gives, 1 <= xmin <= xmax <= width, 1 <= ymin <= ymax <= height (the devkit's
-        1-based pixels), and of non-zero area unless `zero_area_boxes` names the image."""
+        """A listed image's annotation, its JPEG and XML present, the JPEG decoding whole at the
+        size its <size> gives, and every box inside that image and of non-zero area unless
+        `zero_area_boxes` names the image (`content.box_problem`)."""
         listed = f"it is listed in ImageSets/Main/{split}.txt; {remedy(self)}"
-        for f in (root / "Annotations" / f"{image}.xml", root / "JPEGImages" / f"{image}.jpg"):
+        jpeg = root / "JPEGImages" / f"{image}.jpg"
+        for f in (root / "Annotations" / f"{image}.xml", jpeg):
             if not f.is_file():
                 raise DataError(f"{f} is missing; {listed}")
         f = root / "Annotations" / f"{image}.xml"
@@ -282,15 +265,13 @@ class VocSet(Dataset):
                             f"to check its boxes against; {remedy(self)}")
         h, w = a.size
         for n, (box, lab) in enumerate(zip(a.boxes.tolist(), a.labels), 1):
-            x1, y1, x2, y2 = box
-            text = "[" + ", ".join(f"{v:g}" for v in box) + "]"
-            if not (1 <= x1 <= x2 <= w and 1 <= y1 <= y2 <= h):
-                raise DataError(f"{f}: object {n} ({lab}) has the box {text} outside its "
-                                f"{w}x{h} image (1 <= xmin <= xmax <= width and 1 <= ymin <= "
-                                f"ymax <= height needed); {remedy(self)}")
-            if (x1 == x2 or y1 == y2) and image not in self.zero_area_boxes:
-                raise DataError(f"{f}: object {n} ({lab}) has the zero-area box {text} (xmin "
-                                f"== xmax or ymin == ymax); {remedy(self)}")
+            problem = content.box_problem(box, w, h, image in self.zero_area_boxes)
+            if problem:
+                raise DataError(f"{f}: object {n} ({lab}) has {problem}; {remedy(self)}")
+        found = content.decoded_size(jpeg, listed)
+        if found != (h, w):
+            raise DataError(f"{jpeg} is {found[1]}x{found[0]} px where {f.name} gives "
+                            f"{w}x{h} (its boxes are checked against <size>); {listed}")
         return a
 
     def _recorded(self, root: Path) -> dict[str, int] | None:
@@ -318,8 +299,11 @@ class VocSet(Dataset):
         return any(is_voc_folder(root, self.eval_pair(r)[1:]) for r in self.releases())
 
     def verify(self) -> str | None:
-        """Its record against the entry (classes, images per split: one of its releases) and
-        its split files against the record (no annotation is parsed)."""
+        """Its record against the entry (classes, images per split: one of its releases), its
+        split files against the record, and every file it reads (split lists, annotations,
+        JPEGs) against the sha256 its preparation recorded (`content.MANIFEST`; each file hashed
+        once per process and version: for the small scale's VOC 2007, 10,079 files of 70 MB, 0.6 s
+        of CPU, then 0.15 s again in the same process, on a busy 2-core AMD EPYC)."""
         root = paths.data_dir() / self.folder
         f = root / records.RECORD
         again = f"run `{prepare_command(self.name)}` with PATH {self.fix}"
@@ -342,14 +326,16 @@ class VocSet(Dataset):
             if listed != n:
                 return (f"{listing} lists {listed} images where {f} records {n}; {again}"
                         if listed is not None else f"{listing} is missing; {again}")
-        return None
+        return content.manifest_problem(root, rec.get("files_sha256"), again)
 
     def summary(self) -> str:
         rec = json.loads((paths.data_dir() / self.folder / records.RECORD).read_text())
         boxes = sum(rec.get("boxes", {}).values())
         split_order = next((r for r in self.releases() if r == rec["images"]), rec["images"])
         images = ", ".join(f"{rec['images'][s]:,} {s}" for s in split_order)
-        return (f"VOC-format folder {paths.data_dir() / self.folder}: images {images}; "
+        trained, scored = self.eval_pair(rec["images"])
+        return (f"VOC-format folder {paths.data_dir() / self.folder}: images {images} "
+                f"(fine-tuned on {trained}, scored on {scored}); "
                 f"{boxes:,} boxes of {len(self.classes)} classes "
                 f"(from {rec['source'].get('kind')} {rec['source'].get('path')})")
 

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from itl.datasets import sources
+from itl.datasets import content, sources
 from itl.datasets.cached import CachedSet
 from itl.datasets.entry import CLASSIFICATION, VOC07_CLS
 from itl.datasets.identity import mismatch, remedy
 from itl.datasets.images import DataError
 from itl.datasets.layouts import Split
-from itl.datasets.voc import read_voc
+from itl.datasets.voc import SPLIT_FILES, read_voc
 from itl.datasets.voc2007 import VOC2007
 
 DIFFICULT_BIT = 20  # bit 20 + k: only difficult instances of class k (ignored for class k)
@@ -72,6 +72,7 @@ class VocClassification(CachedSet):
         if root is None or not (root / "ImageSets" / "Main").is_dir():
             raise mismatch(self, source, "no Annotations/ beside ImageSets/Main/ (VOC 2007's "
                                          "VOCdevkit/VOC2007)")
+        content.split_lists(root / "ImageSets" / "Main", SPLIT_FILES, remedy(self))
         out = {}
         for split, name in SPLITS.items():
             annotations = read_voc(root, name)
@@ -107,7 +108,7 @@ VOC2007_CLS = VocClassification(
     name="voc2007-cls", kind=CLASSIFICATION, metric=VOC07_CLS, classes=VOC2007.classes,
     class_ids="name", splits=("train", "test"),  # test: VOC's val
     per_class={"train": None, "test": None},  # images per class: recorded from the source
-    shards="voc2007", shard_files=("voc2007-trainval-0.tar.gz", "voc2007-trainval-1.tar.gz"), archives=VOC2007.archives[:1],
+    shards="voc2007", shard_files=VOC2007.shard_files, archives=VOC2007.archives[:1],
     fix="the folder holding the voc2007 shards and SHA256SUMS (../shared/data/voc2007), "
         "VOCtrainval_06-Nov-2007.tar, or its unpacked VOCdevkit/VOC2007")
 ENTRIES = (VOC2007_CLS,)

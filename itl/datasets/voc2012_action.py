@@ -20,13 +20,14 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from itl.datasets import images as _images
-from itl.datasets import sources
+from itl.datasets import content, sources
 from itl.datasets.cached import CachedSet
 from itl.datasets.entry import CLASSIFICATION, MEAN_AP, Archive
 from itl.datasets.identity import mismatch, remedy
@@ -113,12 +114,15 @@ def region(img: torch.Tensor, box: list[float], size: int) -> torch.Tensor:
 
 @dataclass(frozen=True, kw_only=True)
 class VocAction(CachedSet):
+    examples_share_images: ClassVar[bool] = True  # one example per person box
+
     def read(self, unpacked: Path, source: Path) -> dict[str, Split]:
         root = sources.find(unpacked, "Action")
         root = root.parent if root is not None and root.name == "ImageSets" else None
         if root is None or not (root / "Annotations").is_dir():
             raise mismatch(self, source, "no ImageSets/Action/ beside Annotations/ (VOC 2012's "
                                          "VOCdevkit/VOC2012)")
+        content.split_lists(root / "ImageSets" / "Action", SPLITS.values(), remedy(self))
         out = {}
         for split, name in SPLITS.items():
             part = read_actions(root, name)
@@ -159,5 +163,6 @@ VOC2012_ACTION = VocAction(
                       md5="6cd6e144f989b92b3379bac3b3de84fd",  # "2012"; sha256: torchvision's
                       # prototype voc.py
                       sha256="e14f763270cf193d0b5f74b169f44157a4b0c6efa708f4dd0ff78ee691763bcb"),),
-    fix="VOCtrainval_11-May-2012.tar or its unpacked VOCdevkit/VOC2012")
+    fix="VOCtrainval_11-May-2012.tar or its unpacked VOCdevkit/VOC2012",
+    test_in_train=None)  # not measured (no copy here): train and val are checked by id only
 ENTRIES = (VOC2012_ACTION,)

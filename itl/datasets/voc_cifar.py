@@ -1,7 +1,10 @@
 """`voc-cifar`: a VOC-format detection set that itl generates deterministically, the small scale's
 stand-in for PASCAL-DET (paper Section 3): CIFAR-10 test objects pasted at random positions and
 scales onto 15-Scene backgrounds, with their boxes, written as VOC XML + JPEG + ImageSets/Main
-lists under ITL_DATA/voc-cifar on first use.
+lists under ITL_DATA/voc-cifar on first use, with `files.sha256` (the sha256 of every file it
+wrote). Each use checks the files against it (once per process and file version), so an edited
+folder is refused, never read under the same name; a folder generated before that file was
+written gets it on its next use (what is there is recorded).
 """
 from __future__ import annotations
 
@@ -16,11 +19,12 @@ import torchvision
 from filelock import FileLock
 
 from itl import paths, rng
+from itl.datasets import content
 from itl.datasets.cached import CachedSet
 from itl.datasets.cifar10 import CIFAR10
-from itl.datasets.entry import (DETECTION, GENERATED, GENERATED_ON_USE, VOC07_MAP, Dataset,
-                                Status)
-from itl.datasets.images import ImageSet, concat
+from itl.datasets.entry import (DETECTION, FAILING, GENERATED, GENERATED_ON_USE, VOC07_MAP,
+                                Dataset, Status)
+from itl.datasets.images import DataError, ImageSet, concat
 from itl.datasets.scene15 import SCENE15
 from itl.datasets.voc import iou, is_voc_folder, xml
 
@@ -78,6 +82,7 @@ def make_voc(objects: ImageSet, backgrounds: ImageSet, spec: VocSpec, out: Path)
                 xml(image, (spec.size, spec.size), torch.tensor(boxes), labels))
             ids.append(image)
         (staging / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    content.write_manifest(staging, [f for f in staging.rglob("*") if f.is_file()])
     paths.ensure_writable(out.parent)
     if out.exists():
         shutil.rmtree(out)
@@ -99,14 +104,29 @@ class GeneratedVoc(Dataset):
     origin: ClassVar[str] = GENERATED
 
     def root(self) -> Path:
-        """Its folder, generating it on first use (one process at a time)."""
+        """Its folder, generating it on first use (one process at a time), its files checked
+        against the files.sha256 written with them (an edited folder: one DataError)."""
         root = paths.data_dir() / self.name
         paths.ensure_writable(root.parent)
         with FileLock(str(root.parent / f"{self.name}.lock")):
             if not is_voc_folder(root):
                 scenes = concat([self.backgrounds.load(s) for s in ("train", "test")])
                 make_voc(self.objects.load("test"), scenes, self.spec, root)
+            elif not (root / content.MANIFEST).is_file():  # generated before it was written
+                content.write_manifest(root, [f for f in root.rglob("*") if f.is_file()])
+            problem = self.problem(root)
+        if problem:
+            raise DataError(problem)
         return root
+
+    def problem(self, root: Path) -> str | None:
+        """Why a generated folder's files are not the ones written with it (None: they are, or
+        it has no files.sha256 yet)."""
+        manifest = root / content.MANIFEST
+        if not manifest.is_file():
+            return None
+        return content.manifest_problem(root, content.sha256_of(manifest),
+                                        f"delete {root} to generate it again")
 
     def present(self) -> bool:
         return True  # generated whenever it is read
@@ -118,7 +138,9 @@ class GeneratedVoc(Dataset):
     def status(self) -> Status:
         root = paths.data_dir() / self.name
         if is_voc_folder(root):
-            return Status(GENERATED_ON_USE, f"generated: {root}")
+            problem = self.problem(root)
+            return Status(FAILING, problem) if problem else \
+                Status(GENERATED_ON_USE, f"generated: {root}")
         absent = [e.name for e in (self.objects, self.backgrounds) if not e.present()]
         return Status(GENERATED_ON_USE, f"from {self.objects.name} (test objects) on "
                                         f"{self.backgrounds.name} (backgrounds)" +
