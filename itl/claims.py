@@ -572,6 +572,9 @@ def _section4_ceiling(r: dict, scale: scales.Scale) -> list[float]:
     return [100 - source_kept(r, half, s) for s in _seeds(r, FULL, half)]
 
 
+SECTION4_BESIDE = (250, 125)  # images per class at which Section 4's statistic is reported too
+
+
 def section4_at(ipc: int) -> Statistic:
     """Section 4's statistic at `ipc` images per class instead of 500 (reported beside)."""
     def compute(r: dict, scale: scales.Scale, metric: str) -> list[float]:

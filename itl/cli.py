@@ -132,7 +132,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 def cmd_runs_import(a: argparse.Namespace) -> int:
     folder = Path(a.source) if a.source else paths.reports_dir() / a.scale / "runs"
-    done, there = runs.import_records(folder, scales.get(a.scale))
+    done, there = runs.import_records(folder, scales.get(a.scale), names={
+        (s.key, s.protocol): n for n, s in scales.SCALES.items()})
     print(f"imported {len(done)} runs from {folder} into {paths.runs_dir()} "
           f"({len(there)} already there)")
     return 0

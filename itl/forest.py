@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -19,14 +20,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from itl import paths  # noqa: E402
+
 COLOURS = {"reproduced": "tab:green", "not reproduced": "tab:red",
            "inconclusive": "tab:grey", "untestable at this scale": "tab:purple"}
 FIELDS = ["claim", "protocol", "mean", "lo", "hi", "n", "margin", "direction", "verdict"]
 
 
-def rows(protocols: dict[str, list[dict]]) -> list[dict]:
+def rows(protocols: dict[str, list[dict]],
+         complete: Callable[[dict], bool] = lambda s: True) -> list[dict]:
     """One row per (claim, protocol) from {protocol label: report sections}; claims in the order
-    of the newest protocol (the last one given), a claim a protocol lacks marked "not run"."""
+    of the newest protocol (the last one given); a section without results, or not `complete`
+    (some condition or seed missing: a grid in progress), marked "not run"."""
     order: list[str] = []
     for sections in reversed(protocols.values()):
         order += [s["claim"].id for s in sections if s["claim"].id not in order]
@@ -37,7 +42,7 @@ def rows(protocols: dict[str, list[dict]]) -> list[dict]:
             if s is None:
                 continue
             e, c = s["estimate"], s["claim"]
-            ran = e.n > 0 and not math.isnan(e.mean)
+            ran = e.n > 0 and not math.isnan(e.mean) and complete(s)
             out.append({"claim": cid, "protocol": label, "mean": e.mean if ran else math.nan,
                         "lo": e.lo, "hi": e.hi, "n": e.n, "margin": c.margin,
                         "direction": c.direction,
@@ -93,5 +98,7 @@ def plot(table: list[dict], path: Path, title: str) -> None:
         ax.tick_params(axis="x", labelsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    png = io.BytesIO()  # rendered first, then written whole (a killed writer leaves no half file)
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    paths.atomic_write_bytes(path, png.getvalue())

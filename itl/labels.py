@@ -7,6 +7,8 @@ ImageNet-200's from its own `wnids.txt`; the smoke data set's from `itl.smoke`.
 """
 from __future__ import annotations
 
+import functools
+
 import json
 import random
 from collections.abc import Sequence
@@ -246,6 +248,7 @@ def chosen_levels(h: wordnet.Hierarchy,
     return {(s, n): analogue(h, leaves, s, n) for s, n in PAPER_LEVELS}
 
 
+@functools.lru_cache(maxsize=1)
 def _paper_own_labels(h: wordnet.Hierarchy) -> dict[tuple[str, int], str]:
     """For each of the paper's class sets, how many of PASCAL's classes keep a label of their
     own (`own_labels` over ImageNet-1k's leaves)."""
@@ -285,6 +288,28 @@ def describe(h: wordnet.Hierarchy, leaves: Sequence[str], name: str, seed: int =
         lines += [f"Under {target}'s synsets (removed by `without={target}`, Section 5.6a): "
                   f"{len(removed)} of {len(leaves)} classes: {names}.", ""]
     return "\n".join(lines)
+
+
+OWN_LABEL_HEADERS = ["classes", "share of the source's", "PASCAL VOC classes with a label of "
+                     "their own", "CIFAR-10's", "the paper's set it stands for: PASCAL's"]
+
+
+def own_label_rows(h: wordnet.Hierarchy, leaves: Sequence[str],
+                   levels: Sequence[tuple[str, int]]) -> list[list[str]]:
+    """For each level (scheme, class count) over `leaves`: its share of the classes, how many of
+    each target's classes keep a label of their own there (`own_labels`), and the paper's class
+    set it is the analogue of (`chosen_levels`) with the paper's own count, if it is one."""
+    paper = _paper_own_labels(h)
+    stands_for = {v: k for k, v in chosen_levels(h, leaves).items()}
+    rows = []
+    for scheme, k in levels:
+        label_of = dict(wordnet.levels(h, leaves, scheme)[k])
+        own = [own_labels(h, label_of, t) for t in TARGET_SYNSETS]
+        p = stands_for.get((scheme, k))
+        rows.append([f"{scheme} {k}", f"{k / len(leaves):.3f}",
+                     *(f"{a} of {b}" for a, b in own),
+                     f"{p[0]} {p[1]}: {paper[p]}" if p else "none"])
+    return rows
 
 
 def own_labels(h: wordnet.Hierarchy, label_of: dict[str, str], target: str) -> tuple[int, int]:

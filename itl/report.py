@@ -37,7 +37,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
-from itl import claims, labels, paths, pipeline, runs, scales  # noqa: E402
+from itl import claims, forest, labels, paths, pipeline, runs, scales, wordnet  # noqa: E402
 
 
 def paper_values() -> dict:
@@ -87,9 +87,16 @@ def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
         rows.append(row)
     headers = ["condition", "seeds"] + [c[1] for c in cols] + ["paper"]
     second = claims.secondary_metric(scale) if claim.uses_target else None
+    beside = {}  # Section 4 at fewer images per class: reported, never judged
+    if claim.id == claims.SECTION4.id:
+        for ipc in claims.SECTION4_BESIDE:
+            values = claims.section4_at(ipc)(results, scale, metric)
+            if values and not any(math.isnan(v) for v in values):
+                beside[ipc] = claims.estimate(values)
     return {"claim": claim, "scale": scale, "conditions": conds, "metric": metric,
             "estimate": est, "verdict": verdict,
             "at_margin": {f: claim.verdict(results, scale, f)[1] for f in claims.FACTORS},
+            "beside": beside,
             "secondary": (second, *claim.verdict(results, scale, metric=second))
             if second else None,
             "table": tabulate(rows, headers, tablefmt="github"),
@@ -122,6 +129,10 @@ def _markdown(s: dict) -> str:
               f"{c.margin:g}: {c.why}", "",
               f"**Measured:** {s['estimate']} → **{s['verdict']}**", "",
               f"**At half, once and twice the margin:** {at}."]
+    for ipc, est in s.get("beside", {}).items():
+        lines += ["", f"Beside it (reported, never judged), the statistic at {ipc} images per "
+                  f"class instead of 500: {est}."]
+    lines += _own_labels(s)
     if s.get("secondary"):
         name, est2, v2 = s["secondary"]
         lines += ["", f"Secondary target (reported, never judged): `{name}`: {est2} → {v2}."]
@@ -129,6 +140,25 @@ def _markdown(s: dict) -> str:
         lines += ["", "Smoke scale checks the machinery on generated data; its verdicts are "
                   "reported, not asserted, and are not evidence about the paper."]
     return "\n".join(lines) + "\n"
+
+
+def _own_labels(s: dict) -> list[str]:
+    """For a section whose conditions relabel the source (`labels=SCHEME:K`): how many of the
+    targets' classes keep a label of their own at each level, beside the paper's counts for the
+    set each level stands for (issue 21: a coarse level can merge the very classes a target
+    tells apart)."""
+    levels = [c.removeprefix("labels=").split(":") for c in s["conditions"]
+              if c.startswith("labels=")]
+    if not levels:
+        return []
+    try:
+        leaves = labels.dataset_leaves(s["scale"].source)
+    except FileNotFoundError as e:
+        return ["", f"Target classes with a label of their own: not counted here ({e})."]
+    rows = labels.own_label_rows(wordnet.load(), leaves, [(sc, int(k)) for sc, k in levels])
+    return ["", "Target classes that keep a training label of their own at each level (no label "
+            "holds leaves of two of them; `itl.labels.own_labels`), of those with leaves in the "
+            "source:", "", tabulate(rows, labels.OWN_LABEL_HEADERS, tablefmt="github")]
 
 
 def _figure_images_per_class(s: dict) -> dict:
@@ -481,6 +511,57 @@ SUMMARY_HEADERS = ["claim", "question", "verdict", "statistic (95% CI)", "margin
                    "at 0.5x / 1x / 2x margin", "the paper's finding"]
 
 
+def earlier_protocols(scale_name: str) -> list[str]:
+    """The scales kept as earlier protocols of `scale_name` (their runs carry its name:
+    `small-v2` for `small`), oldest first."""
+    return sorted((n for n, s in scales.SCALES.items() if s.stored_as == scale_name),
+                  key=lambda n: scales.SCALES[n].protocol)
+
+
+def _protocol_label(scale_name: str) -> str:
+    s = scales.SCALES[scale_name]
+    return f"{scale_name} (protocol {s.protocol}, claims v{s.claims})"
+
+
+def protocols_beside(scale_name: str, sections: list[dict]) -> dict[str, list[dict]]:
+    """{protocol: sections}: each earlier protocol's, re-derived from the run records committed
+    under reports/<earlier>/runs (where there are some), then `sections`, this protocol's."""
+    root = final(scale_name).parent
+    out = {_protocol_label(n): sections_from_records(n, root / n / "runs")
+           for n in earlier_protocols(scale_name) if (root / n / "runs").is_dir()}
+    out[_protocol_label(scale_name)] = sections
+    return out
+
+
+def _verdicts_beside(protocols: dict[str, list[dict]]) -> str:
+    """Markdown: each claim's verdict and statistic under every protocol, side by side."""
+    table = forest.rows(protocols, has_results)
+    order = list(dict.fromkeys(r["claim"] for r in table))
+    rows = []
+    for cid in order:
+        mine = {r["protocol"]: r for r in table if r["claim"] == cid}
+        row = [cid]
+        for label in protocols:
+            s = next((s for s in protocols[label] if s["claim"].id == cid), None)
+            r = mine.get(label)
+            row.append("no such claim" if r is None else "not run" if r["verdict"] == "not run"
+                       else f"{r['verdict']}: {s['estimate']} (margin {s['claim'].margin:g})")
+        rows.append(row)
+    return ("Verdicts under each protocol of this scale (the earlier ones re-derived from their "
+            "committed run records; each judged by its own claims version):\n\n"
+            + tabulate(rows, ["claim", *protocols], tablefmt="github") + "\n\n")
+
+
+def write_forest(scale_name: str, protocols: dict[str, list[dict]], out: Path) -> None:
+    """forest.png and its data, forest.csv: every claim's statistic, interval and margin under
+    each protocol of the scale (`protocols_beside`)."""
+    table = forest.rows(protocols, has_results)
+    forest.plot(table, out / "forest.png",
+                f"itl, scale {scale_name}: the claims' statistics under "
+                + " and ".join(protocols))
+    paths.atomic_write_text(out / "forest.csv", forest.to_csv(table))
+
+
 def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
     """reports/<scale>/summary.md: verdicts of the sections that have results, the source
     task's top-1, and the seconds and device of every run they are made of; `wall_seconds` is
@@ -491,11 +572,15 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
     sections = _every_claim(scale_name, sections)
     ran = [s for s in sections if has_results(s)]
     skipped = [s["claim"].id for s in sections if not has_results(s)]
+    protocols = protocols_beside(scale_name, sections)
+    write_forest(scale_name, protocols, out)
     text = (f"# itl summary, scale `{scale_name}`\n\n"
             + tabulate(summary_rows(sections), SUMMARY_HEADERS, tablefmt="github")
             + (f"\n\nNot run (or not all of their conditions) at this scale yet: "
                f"{', '.join(skipped)}." if skipped else "")
             + _detection_note(scale_name)
+            + "\n\n" + (_verdicts_beside(protocols) if len(protocols) > 1 else "")
+            + "The statistics, their intervals and margins: `forest.png` (data: `forest.csv`)."
             + "\n\n" + _source_top1(ran)
             + "Seconds per run, as each run recorded them:\n\n"
             + _timings(_store_and_committed(scale_name))

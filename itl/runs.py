@@ -163,20 +163,15 @@ def _checked_record(d: Path, kind: str) -> dict:
     return cfg
 
 
-def _scale_named(key: object, protocol: object) -> str:
-    """The scale whose runs carry (key, protocol) in their configs, by its itl.scales name."""
-    from itl import scales  # not at the top: scales -> train -> runs
-    names = [n for n, s in scales.SCALES.items() if (s.key, s.protocol) == (key, protocol)]
-    return names[0] if names else f"{key!r} (protocol {protocol})"
-
-
-def import_records(folder: Path, scale=None) -> tuple[list[str], list[str]]:
+def import_records(folder: Path, scale=None,
+                   names: dict[tuple, str] | None = None) -> tuple[list[str], list[str]]:
     """Copy the runs recorded under `folder` (`<kind>/<hash>/`, as report.export_runs writes
     them) into the run store, each marked IMPORTED: ([imported], [already in the store]) as
     "kind/hash". Every record is checked before anything is written (a RunError naming the
     first bad one, and nothing imported), and with `scale` (an itl.scales.Scale) must be a run
-    of that scale and protocol; a run the store already has a folder for (finished, or in
-    progress and about to resume) is left as it is."""
+    of that scale and protocol (`names`, {(key, protocol): scale name}, names the scale a
+    record is of instead: itl.scales imports this module, not the other way); a run the store
+    already has a folder for (finished, or in progress and about to resume) is left as it is."""
     if not folder.is_dir():
         raise FileNotFoundError(f"no run records at {folder}: give the folder `itl report "
                                 "--runs` wrote (reports/<scale>/runs)")
@@ -189,7 +184,7 @@ def import_records(folder: Path, scale=None) -> tuple[list[str], list[str]]:
         cfg = _checked_record(d, kind)
         got = (cfg.get("scale"), cfg.get("protocol"))
         if scale is not None and got != (scale.key, scale.protocol):
-            other = _scale_named(*got)
+            other = (names or {}).get(got) or f"{got[0]!r} (protocol {got[1]})"
             raise RunError(f"run record {d} is of scale {other}, not {scale.name}: import "
                            f"{folder} with --scale {other}, or give --from the records of "
                            f"{scale.name} (reports/{scale.name}/runs); nothing imported")

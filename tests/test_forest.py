@@ -29,3 +29,14 @@ def test_rows_keep_each_protocols_margin_and_mark_missing_results(tmp_path):
     assert len(back) == 4 and back[0]["mean"] == "-4.7000" and back[3]["mean"] == "nan"
     forest.plot(table, tmp_path / "f.png", "t")
     assert (tmp_path / "f.png").stat().st_size > 1000
+
+
+def test_an_incomplete_section_is_not_run_whatever_its_partial_interval_says():
+    """A grid in progress: two seeds can give an interval and even a verdict; until every
+    condition has every seed (`complete`), the claim is shown "not run"."""
+    partial = _section("section5_3", 50, 68.2, n=2, verdict="reproduced")
+    done = _section("section6", 20, 3.0)
+    table = forest.rows({"small": [partial, done]}, complete=lambda s: s is done)
+    assert {r["claim"]: r["verdict"] for r in table} == {"section5_3": "not run",
+                                                          "section6": "reproduced"}
+    assert math.isnan(table[0]["mean"])

@@ -97,3 +97,18 @@ def test_every_claim_resolves_its_conditions_at_small_scale(tiny):
     for c in claims.CLAIMS.values():
         conds = c.conditions(v3)
         assert conds and len(set(conds)) == len(conds), c.id
+
+
+def test_own_label_rows_give_the_papers_counts_for_its_own_sets():
+    """Over ImageNet-1k's leaves each of the paper's sets is its own analogue, and PASCAL's
+    classes keeping a label of their own are those issue 21 counted: 486 keeps 13 of 19,
+    127 keeps 8, 79 keeps 3 (CIFAR-10's counted beside)."""
+    h = wordnet.load()
+    rows = labels.own_label_rows(h, labels.imagenet1k_wnids(),
+                                 [("down-up", 486), ("up-down", 127), ("down-up", 79),
+                                  ("down-up", 877)])
+    assert [r[2] for r in rows] == ["13 of 19", "8 of 19", "3 of 19", "19 of 19"]
+    assert [r[4] for r in rows] == ["down-up 486: 13 of 19", "up-down 127: 8 of 19",
+                                    "down-up 79: 3 of 19", "none"]
+    assert rows[0][1] == "0.486" and rows[0][3].endswith("of 9")
+    assert len(rows[0]) == len(labels.OWN_LABEL_HEADERS)

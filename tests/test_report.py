@@ -54,6 +54,15 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
     assert rows == [["pre-training", "cpu (x, 1 threads)", "2", "110.0 ± 14.1", "120"],
                     ["transfer: knn", "cpu (x, 1 threads)", "1", "3.0", "3"]]
     assert "H100" not in text
+    assert "Verdicts under each protocol" not in text  # smoke has no earlier protocol
+    forest_rows = (tmp_path / "reports" / "smoke" / "forest.csv").read_text().splitlines()
+    assert forest_rows[0].startswith("claim,protocol,mean") and len(forest_rows) == 1 + 9
+    assert sum(",not run" in r for r in forest_rows) == 8  # only section6 has all its results
+    assert (tmp_path / "reports" / "smoke" / "forest.png").stat().st_size > 1000
+    beside = report._verdicts_beside({"v1": [ran], "v2": [ran, unrun]})
+    assert "| section4 | no such claim | not run |" in " ".join(beside.split())
+    cell = f"{ran['verdict']}: {ran['estimate']} (margin {ran['claim'].margin:g})"
+    assert f"| section6 | {cell} | {cell} |" in " ".join(beside.split())
     from itl import runs as store
     a, b, c = (store.config_hash({"protocol": 2, **cfg, "name": n}) for n, cfg in (
         ("a", {"scale": "smoke"}), ("b", {"scale": "smoke"}),
@@ -119,8 +128,8 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
     sections = report.render("smoke")
     assert [s["claim"].id for s in sections if report.has_results(s)] == ["section4"]
     assert _files(out) == ["figure1_images_per_class.csv", "figure1_images_per_class.png",
-                           "metrics/section4.json", "section4.json", "section4.md",
-                           "summary.md"]
+                           "forest.csv", "forest.png", "metrics/section4.json", "section4.json",
+                           "section4.md", "summary.md"]
     s = sections[0]
     assert json.loads((out / "metrics" / "section4.json").read_text()) == {
         "statistic": report._number(s["estimate"].mean), "lo": report._number(s["estimate"].lo),
@@ -143,7 +152,7 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
             shutil.rmtree(f.parent)
     sections = report.render("smoke")
     assert not any(report.has_results(s) for s in sections)
-    assert _files(out) == ["summary.md"]
+    assert _files(out) == ["forest.csv", "forest.png", "summary.md"]  # every claim "not run"
     assert "| section4 " not in (out / "summary.md").read_text()
 
 
@@ -234,3 +243,22 @@ def test_a_damaged_record_is_named_and_nothing_is_imported(fake_training, monkey
     with pytest.raises(runs.RunError, match=str(d)):
         runs.import_records(records)
     assert not (tmp_path / "fresh").exists()
+
+
+def test_section4_reports_250_and_125_per_class_beside_the_judged_500():
+    """Issue 21: Section 4 judged at 500 per class, its statistic at 250 and 125 shown beside."""
+    metric = pipeline.primary_metric("smoke")
+    src = {1000: 60.0, 500: 58.0, 250: 50.0, 125: 40.0, 50: 30.0}
+    tr = {1000: 70.0, 500: 69.0, 250: 66.0, 125: 60.0, 50: 50.0}
+    res = {f"images-per-class={n}": {s: {"source_top1": src[n] + s, metric: tr[n] + s,
+                                         "source_classes": 16}
+                                     for s in (0, 1)} for n in src}
+    res[pipeline.RANDOM] = {s: {metric: 30.0} for s in (0, 1)}
+    s = report.section(claims.CLAIMS["section4"], "smoke", res)
+    assert list(s["beside"]) == [250, 125]
+    at = {ipc: claims.estimate(claims.section4_at(ipc)(res, s["scale"], metric))
+          for ipc in (250, 125)}
+    assert s["beside"] == at and at[250].mean != at[125].mean != s["estimate"].mean
+    text = report._markdown(s)
+    assert f"the statistic at 250 images per class instead of 500: {at[250]}." in text
+    assert f"the statistic at 125 images per class instead of 500: {at[125]}." in text
