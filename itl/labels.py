@@ -298,17 +298,20 @@ def own_label_rows(h: wordnet.Hierarchy, leaves: Sequence[str],
                    levels: Sequence[tuple[str, int]]) -> list[list[str]]:
     """For each level (scheme, class count) over `leaves`: its share of the classes, how many of
     each target's classes keep a label of their own there (`own_labels`), and the paper's class
-    set it is the analogue of (`chosen_levels`) with the paper's own count, if it is one."""
+    sets it is the analogue of (`chosen_levels`; a small source can give one level for several)
+    with the paper's own counts."""
     paper = _paper_own_labels(h)
-    stands_for = {v: k for k, v in chosen_levels(h, leaves).items()}
+    stands_for: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for paper_set, level in chosen_levels(h, leaves).items():
+        stands_for.setdefault(level, []).append(paper_set)
     rows = []
     for scheme, k in levels:
         label_of = dict(wordnet.levels(h, leaves, scheme)[k])
         own = [own_labels(h, label_of, t) for t in TARGET_SYNSETS]
-        p = stands_for.get((scheme, k))
+        sets = stands_for.get((scheme, k), [])
         rows.append([f"{scheme} {k}", f"{k / len(leaves):.3f}",
                      *(f"{a} of {b}" for a, b in own),
-                     f"{p[0]} {p[1]}: {paper[p]}" if p else "none"])
+                     "; ".join(f"{s} {n}: {paper[s, n]}" for s, n in sets) or "none"])
     return rows
 
 
