@@ -360,6 +360,7 @@ class StepTime:
     batch: int
     cpu_seconds: float | None = None  # the process's CPU time per step: on a busy machine
     # (other processes taking turns on the cores) the time one idle core would take
+    macs: float | None = None  # multiply-adds of one step, where counted (lbfgs)
 
 
 def _seconds(step: Callable[[], None], steps: int, warmup: int) -> tuple[float, float]:
@@ -376,9 +377,9 @@ def _seconds(step: Callable[[], None], steps: int, warmup: int) -> tuple[float, 
 
 
 def _step_time(key: str, what: str, step: Callable[[], None], steps: int, warmup: int,
-               batch: int) -> StepTime:
+               batch: int, macs: float | None = None) -> StepTime:
     wall, cpu = _seconds(step, steps, warmup)
-    return StepTime(key, what, wall, batch, cpu)
+    return StepTime(key, what, wall, batch, cpu, macs)
 
 
 def _random_images(n: int, px: int, classes: int, metric: str, seed: int = 0) -> data.ImageSet:
@@ -484,7 +485,8 @@ def lbfgs_eval(scale: scales.Scale, steps: int, warmup: int) -> StepTime:
     """One evaluation of the linear probe's objective (transfer.linear_probe's closure:
     cross-entropy of a linear head plus its L2 term, and the gradient) on LBFGS_IMAGES features
     of the network's width and LBFGS_CLASSES classes, on the CPU, where the probe optimises
-    (its features are moved there)."""
+    (its features are moved there): 2 x images x width x classes multiply-adds (the head's
+    product and its weight gradient's)."""
     dim = models.build(scale.pretrain.model, 2, 0).head.in_features
     g = torch.Generator().manual_seed(0)
     ftr = torch.randn(LBFGS_IMAGES, dim, generator=g)
@@ -498,7 +500,7 @@ def lbfgs_eval(scale: scales.Scale, steps: int, warmup: int) -> StepTime:
 
     return _step_time("lbfgs", f"L-BFGS objective and gradient ({LBFGS_IMAGES:,} x {dim} "
                       f"features, {LBFGS_CLASSES} classes, CPU)", closure, steps, warmup,
-                      LBFGS_IMAGES)
+                      LBFGS_IMAGES, 2.0 * LBFGS_IMAGES * dim * LBFGS_CLASSES)
 
 
 KINDS = ("pretrain", "detect", "finetune", "features", "lbfgs")  # what --transfer can time
@@ -558,7 +560,8 @@ def _transfer_main(a: argparse.Namespace, scale: scales.Scale) -> int:
     paths.atomic_write_json(out / f"{name}.json", {
         "scale": a.scale, "model": scale.pretrain.model, "threads": scale.cpu_threads,
         "steps": {t.key: {"seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "batch": t.batch,
-                          "what": t.what} for t in rows},
+                          "what": t.what, **({"macs": t.macs} if t.macs else {})}
+                  for t in rows},
         "counted": "seconds" if cuda else "cpu_seconds",
         "timed_steps": a.steps, "warmup": a.warmup, "cpu": devices.cpu_model(),
         "load_average": load, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
