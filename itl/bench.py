@@ -6,6 +6,7 @@ and precision. Prints a table and writes it to `reports/benchmarks/`.
     python -m itl.bench --scale smoke [--steps 60] [--workers 2]
     python -m itl.bench --scale small --synthetic   # random images of Tiny ImageNet's shape
     python -m itl.bench --scale paper --synthetic   # the paper's input: 227 px of 256 px
+    python -m itl.bench --scale paper --transfer    # the paper's transfer steps, one at a time
 
 It also projects the seconds of one whole pre-training of the scale (its schedule's steps at
 the measured rate). `--synthetic` times a machine the prepared data cannot reach (a lent GPU):
@@ -19,17 +20,27 @@ device; with the images held on the device as the model's ceiling), torchvision'
 (PIL decoding, Resize, RandomCrop, flip in DataLoader workers) and, on CUDA, nvJPEG decoding on
 the GPU. Beside the table it writes a JSON record (`images_per_s` of the scale's own setting)
 that `itl grid` reads for its GPU-hour estimate.
+
+`--transfer` times, at the scale's own settings, each kind of step a grid job takes after its
+pre-training (`transfer_steps`): one SGD step of the detection fine-tuning (Faster R-CNN on two
+VOC-sized photos, itl.detection), of each classification target's fine-tuning (the target's
+batch, crop and loss), the probes' feature pass (a batch of the network's frozen features) and
+one evaluation of the linear probe's L-BFGS objective, beside a pre-training step. Every row
+runs with the scale's CPU threads (`Scale.cpu_threads`, as its runs are pinned). It writes
+`transfer-<scale>-<cpu|cuda>.{md,json}`, which `itl grid` reads for the transfers' cost.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -38,8 +49,10 @@ import torchvision
 from tabulate import tabulate
 from torchvision import transforms
 
-from itl import batches, data, devices, models, paths, pipeline, runs, scales, subsets, train
+from itl import (batches, data, datasets, detection, devices, metrics, models, paths, pipeline,
+                 runs, scales, subsets, train, transfer)
 from itl.datasets import imagenet1k, shards
+from itl.datasets.entry import TOP1
 
 
 def _model(scale: scales.Scale, n_classes: int, acc: devices.Accel,
@@ -78,8 +91,9 @@ def itl_loop(scale: scales.Scale, images: data.ImageSet, steps: int, warmup: int
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
         images = train._on_device(images, acc)
         cfg = scale.pretrain
-        train.train_one_epoch(net, opt, sched, images, 0, warmup, cfg.batch_size, cfg.crop_pad, 0,
-                              bf16=v.bf16)
+        if warmup:  # (no step at all: train_one_epoch's averages would divide by zero)
+            train.train_one_epoch(net, opt, sched, images, 0, warmup, cfg.batch_size,
+                                  cfg.crop_pad, 0, bf16=v.bf16)
         _sync()
         t = time.perf_counter()
         train.train_one_epoch(net, opt, sched, images, warmup, steps, cfg.batch_size,
@@ -254,7 +268,8 @@ def input_loop(scale: scales.Scale, images: data.ImageSet, steps: int, warmup: i
         train.train_one_epoch(net, opt, sched, images, first, n, batch, cfg.crop_pad, 0,
                               bf16=acc.bf16, crop=cfg.crop, reader=reader or batches.Reader())
 
-    run(0, warmup)
+    if warmup:
+        run(0, warmup)
     _sync()
     t = time.perf_counter()
     run(warmup, steps)
@@ -329,29 +344,292 @@ def input_candidates(scale: scales.Scale, root: Path, n: int, steps: int, warmup
     return rows
 
 
+# ---------------------------------------------------------------- the transfer steps of a job
+
+LBFGS_IMAGES = 4096  # images of the timed L-BFGS evaluation; its cost grows as images x classes
+LBFGS_CLASSES = 1000  # ... at ImageNet-1k's classes (the probes of Sections 5.1 and 5.3)
+FEATURE_BATCH = 256  # transfer.features' batch
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """One kind of step, timed: `seconds` per step of `batch` images."""
+    key: str  # the record's name for it: pretrain, detect, finetune:<target>, features, lbfgs
+    what: str  # as the table prints it
+    seconds: float  # wall-clock
+    batch: int
+    cpu_seconds: float | None = None  # the process's CPU time per step: on a busy machine
+    # (other processes taking turns on the cores) the time one idle core would take
+    macs: float | None = None  # multiply-adds of one step, where counted (lbfgs)
+
+
+def _seconds(step: Callable[[], None], steps: int, warmup: int) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds per call of `step` over `steps` calls after `warmup`
+    untimed ones."""
+    for _ in range(warmup):
+        step()
+    _sync()
+    t, c = time.perf_counter(), time.process_time()
+    for _ in range(steps):
+        step()
+    _sync()
+    return (time.perf_counter() - t) / steps, (time.process_time() - c) / steps
+
+
+def _step_time(key: str, what: str, step: Callable[[], None], steps: int, warmup: int,
+               batch: int, macs: float | None = None) -> StepTime:
+    wall, cpu = _seconds(step, steps, warmup)
+    return StepTime(key, what, wall, batch, cpu, macs)
+
+
+def _random_images(n: int, px: int, classes: int, metric: str, seed: int = 0) -> data.ImageSet:
+    """`n` random uint8 images of `px` px with labels for `metric` (bit masks for a multi-label
+    one): the same work per step as real ones."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, px, px), dtype=torch.uint8, generator=g)
+    hi = 1 << classes if metric in metrics.MULTI_LABEL else classes
+    return data.ImageSet(x, torch.randint(0, hi, (n,), generator=g),
+                         tuple(f"c{k}" for k in range(classes)))
+
+
+def pretrain_step(scale: scales.Scale, steps: int, warmup: int, batch: int) -> StepTime:
+    """A pre-training step (train.train_one_epoch at the scale's crop and precision), its
+    images held in memory."""
+    cfg = scale.pretrain
+    acc = devices.accel(cfg.bf16)
+    images = _random_images(max(batch, 64), scale.size or 32, 1000, TOP1)
+    net, opt = _model(scale, 1000, acc)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    done = [0]
+
+    def step() -> None:
+        train.train_one_epoch(net, opt, sched, images, done[0], 1, batch, cfg.crop_pad, 0,
+                              bf16=acc.bf16, crop=cfg.crop)
+        done[0] += 1
+
+    return _step_time("pretrain", f"pre-training step ({cfg.model}, "
+                      f"{cfg.crop or scale.size} px)", step, steps, warmup, batch)
+
+
+def finetune_step(scale: scales.Scale, target: str, steps: int, warmup: int) -> StepTime:
+    """A step of `target`'s fine-tuning as transfer.finetune takes it: a new head drawn as
+    the config says, its parameter groups, batch, crop and the target's loss."""
+    cfg = scale.finetune_config(target)
+    name = target.partition("|")[0]
+    metric = pipeline.target_metric(name)
+    entry = datasets.REGISTRY.get(name.partition(":")[0])
+    classes = len(entry.classes) if entry is not None and entry.classes else 10
+    net = transfer.with_new_head(None, scale.pretrain.model, classes, 0)
+    if cfg.head_std is not None:
+        transfer.gaussian_head(net, cfg.head_std, 0)
+    net = net.to(train.device())
+    opt = torch.optim.SGD(transfer.finetune_groups(net, cfg), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    images = _random_images(max(cfg.batch_size, 64), scale.size or 32, classes, metric)
+    loss_fn = None if metric == TOP1 else partial(metrics.loss, metric)
+    done = [0]
+
+    def step() -> None:
+        train.train_one_epoch(net, opt, sched, images, done[0], 1, cfg.batch_size, cfg.crop_pad,
+                              0, bf16=cfg.bf16, crop=cfg.crop, loss_fn=loss_fn)
+        done[0] += 1
+
+    return _step_time(f"finetune:{target}", f"fine-tuning step, {target} ({classes} classes, "
+                      f"{cfg.crop or scale.size} px)", step, steps, warmup, cfg.batch_size)
+
+
+def detect_step(scale: scales.Scale, steps: int, warmup: int) -> StepTime:
+    """An SGD step of the scale's detection fine-tuning (detection.detector with its
+    DetectConfig: image scaling, anchors, proposals, RoIs, Caffe's parameter groups), float32
+    as detection.finetune_detector trains, on `batch_size` generated photos of a VOC image's
+    size (500 x 375, scaled by the detector as a VOC image is) with two boxes each."""
+    cfg = scale.detect
+    dev = train.device()
+    net = models.build(scale.pretrain.model, 1000, 0)
+    model = detection.detector(net, [f"c{k}" for k in range(20)], max(PHOTO), cfg,
+                               torch.Generator().manual_seed(0)).to(dev)
+    params = (models.param_groups(model, cfg.lr, cfg.weight_decay, caffe=True)
+              if cfg.caffe_param_groups else [p for p in model.parameters() if p.requires_grad])
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    model.train()
+    images = [_photo(i, 0).float().div(255).to(dev) for i in range(cfg.batch_size)]
+    targets = [{"boxes": torch.tensor([[40.0, 60.0, 260.0, 330.0], [220.0, 30.0, 480.0, 250.0]],
+                                      device=dev),
+                "labels": torch.tensor([1 + i % 20, 1 + (i + 7) % 20], device=dev)}
+               for i in range(cfg.batch_size)]
+
+    def step() -> None:
+        loss = sum(model(images, targets).values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    side = f"{cfg.min_size}/{cfg.max_size} px" if cfg.min_size else f"{max(PHOTO)} px"
+    return _step_time("detect", f"detection step (Faster R-CNN, {PHOTO[1]}x{PHOTO[0]} photos "
+                      f"at {side}, {cfg.roi_samples} RoIs each)", step, steps, warmup,
+                      cfg.batch_size)
+
+
+def feature_step(scale: scales.Scale, steps: int, warmup: int) -> StepTime:
+    """A batch of the probes' feature pass (transfer.features: the frozen backbone in eval
+    mode) on the network's input size (the pre-training crop), on this machine's device."""
+    net = models.build(scale.pretrain.model, 1000, 0).to(train.device())
+    px = scale.pretrain.crop or scale.size or 32
+    images = _random_images(FEATURE_BATCH, px, 1000, TOP1)
+    return _step_time("features", f"probe feature pass ({px} px, frozen backbone)",
+                      lambda: transfer.features(net, images), steps, warmup, FEATURE_BATCH)
+
+
+def lbfgs_eval(scale: scales.Scale, steps: int, warmup: int) -> StepTime:
+    """One evaluation of the linear probe's objective (transfer.linear_probe's closure:
+    cross-entropy of a linear head plus its L2 term, and the gradient) on LBFGS_IMAGES features
+    of the network's width and LBFGS_CLASSES classes, on the CPU, where the probe optimises
+    (its features are moved there): 2 x images x width x classes multiply-adds (the head's
+    product and its weight gradient's)."""
+    dim = models.build(scale.pretrain.model, 2, 0).head.in_features
+    g = torch.Generator().manual_seed(0)
+    ftr = torch.randn(LBFGS_IMAGES, dim, generator=g)
+    y = torch.randint(0, LBFGS_CLASSES, (LBFGS_IMAGES,), generator=g)
+    head = torch.nn.Linear(dim, LBFGS_CLASSES)
+
+    def closure() -> None:
+        head.zero_grad()
+        loss = F.cross_entropy(head(ftr), y) + scale.probe.l2 * head.weight.pow(2).sum()
+        loss.backward()
+
+    return _step_time("lbfgs", f"L-BFGS objective and gradient ({LBFGS_IMAGES:,} x {dim} "
+                      f"features, {LBFGS_CLASSES} classes, CPU)", closure, steps, warmup,
+                      LBFGS_IMAGES, 2.0 * LBFGS_IMAGES * dim * LBFGS_CLASSES)
+
+
+KINDS = ("pretrain", "detect", "finetune", "features", "lbfgs")  # what --transfer can time
+
+
+def transfer_steps(scale: scales.Scale, steps: int, warmup: int, batch: int,
+                   only: tuple[str, ...] = KINDS) -> list[StepTime]:
+    """Each kind of step in `only` timed in turn, under the scale's CPU threads."""
+    out = []
+
+    def add(t: StepTime) -> None:
+        out.append(t)
+        print(f"{t.what}: {t.seconds:.3f} s ({t.cpu_seconds:.3f} CPU s) per step of {t.batch}",
+              flush=True)
+
+    with devices.cpu_threads(scale.cpu_threads):
+        if "pretrain" in only:
+            add(pretrain_step(scale, steps, warmup, batch))
+        if "detect" in only:
+            for _ in scale.detection[:1]:
+                add(detect_step(scale, steps, warmup))
+        if "finetune" in only:
+            for t in scale.targets:
+                add(finetune_step(scale, t, steps, warmup))
+        if "features" in only:
+            add(feature_step(scale, steps, warmup))
+        if "lbfgs" in only:
+            add(lbfgs_eval(scale, steps, warmup))
+    return out
+
+
+def _transfer_main(a: argparse.Namespace, scale: scales.Scale) -> int:
+    cuda = torch.cuda.is_available()
+    batch = a.batch or (scale.pretrain.batch_size if cuda else 32)
+    rows = transfer_steps(scale, a.steps, a.warmup, batch, a.only)
+    dev = runs.provenance()["device"]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    head = (f"Scale `{a.scale}`, the steps of a grid job at the scale's settings, each timed "
+            f"alone: {a.steps} timed steps after {a.warmup} warm-up; {scale.cpu_threads} CPU "
+            f"thread(s) (the scale's runs are pinned to it); device: {dev}, CPU "
+            f"{devices.cpu_model()}, {os.cpu_count()} cores, load average {load:.1f} when it "
+            f"ended. "
+            + ("On a GPU the wall-clock seconds count (the CPU waits on the GPU). " if cuda else
+               "The process's CPU seconds count: on a busy machine other work takes turns on "
+               "the cores and stretches the wall-clock time, not the CPU time one step needs. ")
+            + "Random images: the same work per step as real ones.")
+    per = (lambda t: t.seconds) if cuda else (lambda t: t.cpu_seconds)
+    table = tabulate([[t.what, t.batch, f"{t.seconds:.3f}", f"{t.cpu_seconds:.3f}",
+                       f"{t.batch / per(t):,.1f}"] for t in rows],
+                     ["step", "batch", "seconds per step (wall)", "CPU seconds per step",
+                      "images per second (of the counted time)"], tablefmt="github")
+    print(head)
+    print(table)
+    out = paths.ensure_writable(paths.reports_dir() / "benchmarks")
+    name = f"transfer-{a.scale}-{'cuda' if cuda else 'cpu'}"
+    paths.atomic_write_text(out / f"{name}.md", f"# Transfer steps\n\n{head}\n\n{table}\n")
+    paths.atomic_write_json(out / f"{name}.json", {
+        "scale": a.scale, "model": scale.pretrain.model, "threads": scale.cpu_threads,
+        "steps": {t.key: {"seconds": t.seconds, "cpu_seconds": t.cpu_seconds, "batch": t.batch,
+                          "what": t.what, **({"macs": t.macs} if t.macs else {})}
+                  for t in rows},
+        "counted": "seconds" if cuda else "cpu_seconds",
+        "timed_steps": a.steps, "warmup": a.warmup, "cpu": devices.cpu_model(),
+        "load_average": load, "measured": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **runs.provenance()})
+    return 0
+
+
 def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m itl.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", default="smoke")
-    ap.add_argument("--steps", type=int, default=60, help="timed steps per loop")
-    ap.add_argument("--warmup", type=int, default=10, help="untimed steps first")
-    ap.add_argument("--workers", type=int, default=2, help="DataLoader workers (0: skip the "
-                    "ImageFolder loop)")
+def _kinds(text: str) -> tuple[str, ...]:
+    out = tuple(k.strip() for k in text.split(",") if k.strip())
+    bad = [k for k in out if k not in KINDS]
+    if not out or bad:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of steps: give some of "
+                                         f"{','.join(KINDS)}, comma separated")
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    from itl.cli import _Parser, _whole  # itl's one-line errors
+    ap = _Parser(prog="python -m itl.bench", description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", default="smoke", choices=list(scales.SCALES))
+    ap.add_argument("--steps", type=_whole(1, 10**6, "a number of steps"), default=60,
+                    help="timed steps per loop")
+    ap.add_argument("--warmup", type=_whole(0, 10**6, "a number of steps"), default=10,
+                    help="untimed steps first")
+    ap.add_argument("--workers", type=_whole(0, 1024, "a number of workers"), default=2,
+                    help="DataLoader workers (0: skip the ImageFolder loop)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile")
     ap.add_argument("--synthetic", action="store_true",
                     help="random images in the shape of the scale's source (SOURCE_SHAPES); "
                     "generated photos at a scale that crops as Caffe does")
-    ap.add_argument("--batch", type=int, help="images per step (default: the scale's; a CPU "
-                    "times the paper's CaffeNet on smaller batches)")
-    ap.add_argument("--images", type=int, help="generated photos for the input paths (default "
-                    "16384 on CUDA, 512 on a CPU)")
+    ap.add_argument("--batch", type=_whole(1, 1 << 16, "a batch size"),
+                    help="images per step (default: the scale's; a CPU times the paper's "
+                    "CaffeNet on smaller batches)")
+    ap.add_argument("--images", type=_whole(1, 10**7, "a number of images"),
+                    help="generated photos for the input paths (default 16384 on CUDA, 512 "
+                    "on a CPU)")
+    ap.add_argument("--transfer", action="store_true",
+                    help="instead, time each kind of step a job takes (transfer_steps)")
+    ap.add_argument("--only", type=_kinds, default=KINDS,
+                    help=f"with --transfer: these steps only, some of {','.join(KINDS)}")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from itl.cli import EXPECTED, _message
+    ap = parser()
     a = ap.parse_args(argv)
     scale = scales.get(a.scale)
+    if (a.synthetic and not a.transfer and scale.pretrain.crop is None
+            and a.scale not in SOURCE_SHAPES):
+        ap.error(f"--synthetic has no source shape for scale {a.scale!r}: use it with "
+                 f"{', '.join(SOURCE_SHAPES)}, or leave it out")
+    try:
+        return _main(a, scale)
+    except EXPECTED as e:
+        print(f"itl: error: {_message(e)}", file=sys.stderr)
+        return 2
+
+
+def _main(a: argparse.Namespace, scale: scales.Scale) -> int:
+    if a.transfer:
+        return _transfer_main(a, scale)
     if scale.pretrain.crop is not None:
         return _inputs_main(a, scale)
     if a.synthetic:

@@ -23,6 +23,14 @@ other side, `inconclusive` when it straddles the threshold (always with fewer th
 when a seed's gain is not positive: a share of nothing is undefined). Every report also shows
 the verdict at half and at twice the margin, so a reader can see how much hangs on it.
 
+**What a seed replicates** (`Scale.replicate`). Where each seed has its own pre-training (every
+scale but paper), the interval holds the variance of pre-training and fine-tuning. Where the
+seeds replicate only the fine-tunings of one pre-training per condition (the paper scale's
+default, as the authors ran it), it holds the fine-tunings' variance only, and a statistic that
+reads no fine-tuned result (probes, source accuracy: Sections 5.3, 5.4, 5.6b, Section 4's
+ceiling) is one measurement, with no interval, so `inconclusive` by the rule; `Claim.variance`
+says which, and every report shows it.
+
 **Versions.** Claims v3 (`CLAIMS`, at the end of this module; every scale but `small-v2`)
 changes what issue 21 found wrong with v2 (`CLAIMS_V2`, kept to re-derive the published small
 v2 verdicts): NEAR is 20, calibrated on the paper's own 2.8 mAP; Section 4 can be "untestable at
@@ -211,8 +219,22 @@ class Claim:
     def threshold(self) -> float:
         return self.margin
 
+    def varies(self, scale: scales.Scale) -> bool:
+        """Whether the statistic can differ between seeds: always where each seed has its own
+        pre-training; where the seeds replicate only the fine-tunings (the paper scale's
+        default), only if it reads a fine-tuned transfer result (probes and source accuracy
+        are then one network's, the same for every seed)."""
+        return scale.replicate == scales.PRETRAINING or self.uses_target
+
+    def variance(self, scale: scales.Scale) -> str:
+        """What the spread of the statistic over seeds, and so its interval, is made of."""
+        return scale.variance(self.uses_target)
+
     def per_seed(self, results: dict, scale: scales.Scale, metric: str | None = None) -> list:
-        return self.compute(results, scale, metric or _primary(scale))
+        """The statistic per seed; one value where it cannot vary between seeds (`varies`):
+        copies of one measurement are not replicates, so it then has no interval."""
+        values = self.compute(results, scale, metric or _primary(scale))
+        return values if self.varies(scale) else values[:1]
 
     def verdict(self, results: dict, scale: scales.Scale, factor: float = 1.0,
                 metric: str | None = None) -> tuple[Estimate, str]:
@@ -221,8 +243,8 @@ class Claim:
         if any(math.isnan(v) for v in values):  # a seed without gain: its share is undefined
             return Estimate(math.nan, math.nan, math.nan, len(values)), INCONCLUSIVE
         est = estimate(values)
-        if self.ceiling is not None:
-            top = estimate(self.ceiling(results, scale))
+        if self.ceiling is not None:  # the source's own: one value per pre-training
+            top = estimate(_per_pretraining(self.ceiling(results, scale), scale))
             if top.n >= 2 and not math.isnan(top.hi) and top.hi < self.margin * factor:
                 return est, UNTESTABLE
         return est, self.decide(est, factor)
@@ -247,6 +269,12 @@ class Claim:
         return {f: self.verdict(results, scale, f, metric)[1] for f in FACTORS}
 
 
+def _per_pretraining(values: list[float], scale: scales.Scale) -> list[float]:
+    """Per-seed values of a statistic that reads only pre-trainings (source accuracy, probes):
+    one per pre-training (the first seed's, where the seeds replicate only fine-tunings)."""
+    return values if scale.replicate == scales.PRETRAINING else values[:1]
+
+
 def _primary(scale: scales.Scale) -> str:
     return pipeline.primary_metric(scale.name)
 
@@ -263,14 +291,27 @@ def halving_cost(r: dict) -> Estimate:
     source network must be data-limited for the question to mean anything)."""
     a, b = "images-per-class=1000", "images-per-class=500"
     r = _full_alias(r, a)
-    return estimate([r[FULL][s]["source_top1"] - r[b][s]["source_top1"]
-                     for s in sorted(set(r.get(FULL, {})) & set(r.get(b, {})))])
+    seeds = _distinct_pretrainings(r, sorted(set(r.get(FULL, {})) & set(r.get(b, {}))), FULL, b)
+    return estimate([r[FULL][s]["source_top1"] - r[b][s]["source_top1"] for s in seeds])
+
+
+def _distinct_pretrainings(r: dict, seeds: list[int], *conds: str) -> list[int]:
+    """The seeds whose pre-trainings of `conds` no earlier seed shares (by their runs, where
+    the results name them): seeds that fine-tune one pre-training measure its source once."""
+    out, seen = [], set()
+    for s in seeds:
+        runs = tuple(r[c][s].get("pretrain_run", (c, s)) for c in conds)
+        if runs not in seen:
+            seen.add(runs)
+            out.append(s)
+    return out
 
 
 def train_val_gap(r: dict) -> tuple[Estimate, Estimate, Estimate]:
     """The full-data network's train and validation top-1 and their gap (points)."""
     full = r.get(FULL) or r.get("images-per-class=1000", {})
-    seeds = [s for s in sorted(full) if "source_train_top1" in full[s]]
+    seeds = _distinct_pretrainings({FULL: full}, [s for s in sorted(full)
+                                                  if "source_train_top1" in full[s]], FULL)
     tr = [full[s]["source_train_top1"] for s in seeds]
     va = [full[s]["source_top1"] for s in seeds]
     return estimate(tr), estimate(va), estimate([a - b for a, b in zip(tr, va)])

@@ -205,13 +205,28 @@ def _rate(text: str) -> float:
         x = float(text)
     except ValueError:
         x = 0.0
-    if not x > 0:
+    if not 0 < x < float("inf"):  # nan and inf too
         raise argparse.ArgumentTypeError(f"{text!r} is not a throughput: give images per second "
                                          "of one GPU, a positive number (e.g. 10000)")
     return x
 
 
 def cmd_grid(a: argparse.Namespace) -> int:
+    chosen = {scales.SEEDS_VARIABLE: a.seeds, scales.SCHEDULE_VARIABLE: a.schedule}
+    before = {k: os.environ.get(k) for k in chosen}
+    # read by scales.get while the command runs, and carried to every job it submits
+    os.environ.update({k: v for k, v in chosen.items() if v is not None})
+    try:
+        return _grid(a)
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _grid(a: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from itl import grid
@@ -315,7 +330,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--wordnet", default=str(wordnet.default_wordnet_dir()))
     w.add_argument("--out")
     w.set_defaults(fn=cmd_wordnet)
-    g = sub.add_parser("grid", help="the whole grid (condition x seed, each with its "
+    g = sub.add_parser("grid", help="the whole grid (each pre-training once, with its "
                        "transfers) as jobs: here or on Slurm (submitit)")
     _scale(g)
     g.add_argument("-k", default="", help="only these claims: parts of their ids, comma "
@@ -344,6 +359,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--images-per-second", type=_rate, default=None,
                    help="one GPU's pre-training throughput for --dry-run where no benchmark "
                    "record (reports/benchmarks/throughput-<scale>-cuda.json) is there")
+    g.add_argument("--seeds", choices=list(scales.REPLICATES), default=None,
+                   help="what a seed replicates (ITL_SEEDS): pre-training (each seed its own "
+                   "pre-training) or fine-tuning (one pre-training per condition, each seed "
+                   "another fine-tuning of it); default: the scale's (paper: fine-tuning)")
+    g.add_argument("--schedule", choices=list(scales.BUDGETS), default=None,
+                   help="the subsets' schedule (ITL_SCHEDULE): the full source's iterations, "
+                   "or its epochs of each subset's own images; default: the scale's")
     g.set_defaults(fn=cmd_grid)
     return p
 

@@ -1,18 +1,26 @@
-"""The paper's whole grid -- every condition x seed that Sections 4 to 6 compare, each followed
-by its transfers -- as jobs handed to submitit: on this machine (`--launcher local`) or on a
-Slurm cluster as job arrays (`--launcher slurm`).
+"""The paper's whole grid -- every pre-training that Sections 4 to 6 compare, each followed by
+its transfers -- as jobs handed to submitit: on this machine (`--launcher local`) or on a Slurm
+cluster as job arrays (`--launcher slurm`).
 
     itl grid --scale paper --launcher slurm --partition P --gpus-per-job 8 --dry-run
     itl grid --scale paper --launcher slurm --partition P --gpus-per-job 8     # submit
     itl grid --scale paper --status                                          # what ran, what failed
     itl grid --scale smoke --launcher local --jobs 2                         # run here
 
-**A job** is one (condition, seed): `pipeline.condition(..., compute=True)` with the union of
-the probes of every claim that uses the condition, i.e. the pre-training and then every
-transfer that follows it. A condition shared by several claims (the full source, the random
-init) is one job. Every step is a run of the run store, the same runs `pytest experiments`
-computes, so the two fill one store with the same numbers, and a job whose results are all in the
-store is never submitted.
+**A job** is one pre-training: a condition and its pre-training seed, then
+`pipeline.condition(..., compute=True)` for every seed whose transfers start from it (the seed
+itself where each seed has a pre-training of its own; seeds 0, 1, 2 at paper scale, where they
+replicate only the fine-tunings: `Scale.replicate`), with the union of the probes of every claim
+that uses the condition. A condition shared by several claims (the full source, the random init)
+is one job, and so are two names of one run (`images-per-class=1000` is `full`,
+`budget=1000x500` is `images-per-class=500`: `Job.aliases`; the reports show each name). Every
+step is a run of the run store, the same runs `pytest experiments` computes, so the two fill one
+store with the same numbers, and a job whose results are all in the store is never submitted.
+
+**The dry run** states per job its subset's images and epochs (under the scale's schedule,
+`PretrainConfig.budget`), its fine-tunings, its probes' images and its GPU-hours, with whether
+each part's rate was measured (reports/benchmarks: `itl.bench` on a GPU) or assumed; and the
+grid's detection and probe work in total.
 
 **Requeue.** The job callable is a `submitit.helpers.Checkpointable`: on Slurm's preemption or
 time-limit signal (USR2, `signal_delay_s` before the end) submitit calls its `checkpoint()`,
@@ -42,6 +50,7 @@ submitted (the jobs run `sys.executable`).
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pickle
@@ -57,14 +66,16 @@ import submitit
 from submitit.core.utils import JobPaths
 from tabulate import tabulate
 
-from itl import claims, data, datasets, detection, paths, pipeline, scales, subsets, train
+from itl import (claims, data, datasets, detection, labels, paths, pipeline, scales, subsets,
+                 train)
 
 LAUNCHERS = ("local", "slurm")
 DONE, TO_SUBMIT, IN_FLIGHT = "done", "to submit", "submitted"
 # what looking up a condition raises where its data is not on this machine
 UNAVAILABLE = (data.DataError, subsets.SubsetError, ValueError, KeyError, OSError)
 # the variables a job needs to find the same data and run store as the command that submitted it
-CARRIED = ("ITL_RUNS", "ITL_DATA", "ITL_DETECTION", "ITL_LOCK")
+CARRIED = ("ITL_RUNS", "ITL_DATA", "ITL_DETECTION", "ITL_LOCK", scales.SEEDS_VARIABLE,
+           scales.SCHEDULE_VARIABLE)
 
 
 # ---------------------------------------------------------------- the jobs of a scale
@@ -74,12 +85,23 @@ CARRIED = ("ITL_RUNS", "ITL_DATA", "ITL_DETECTION", "ITL_LOCK")
 class Job:
     scale: str
     condition: str  # a subset rule, or pipeline.RANDOM
-    seed: int
+    seed: int  # its pre-training's seed
     probes: tuple[tuple[str, str], ...] = ()  # (target, method) of every claim using it
     claims: tuple[str, ...] = ()  # the claims that use it
+    replicates: tuple[int, ...] = ()  # the seeds whose transfers it runs, where they are not
+    # just `seed` (Scale.replicate FINETUNING: every seed fine-tunes this one pre-training)
+    aliases: tuple[str, ...] = ()  # the other names of this pre-training (the same run key:
+    # images-per-class=1000 is full); the reports show each, the job runs it once
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds of the scale whose results it computes."""
+        return self.replicates or (self.seed,)
 
     def __str__(self) -> str:
-        return f"{self.condition} seed {self.seed}"
+        more = (f", fine-tuning seeds {', '.join(map(str, self.seeds))}"
+                if self.seeds != (self.seed,) else "")
+        return f"{self.condition} seed {self.seed}{more}"
 
 
 def select(pattern: str | None) -> tuple[str, ...]:
@@ -95,21 +117,51 @@ def select(pattern: str | None) -> tuple[str, ...]:
     return out
 
 
+def pretraining(scale: scales.Scale, condition: str) -> str:
+    """What identifies a condition's pre-training: its run key less the seed (and the
+    manifest's digest, which the key's subset rule and source decide); RANDOM for none."""
+    if condition == pipeline.RANDOM:
+        return pipeline.RANDOM
+    key = pipeline.pretrain_key(scale, condition, 0)
+    return json.dumps({k: v for k, v in key.items() if k != "seed"}, sort_keys=True)
+
+
+def _canonical(condition: str) -> bool:
+    """Whether the rule is named as its runs name it (`full`, not `images-per-class=1000`)."""
+    if condition == pipeline.RANDOM:
+        return True
+    return subsets.parse_rule(condition)[0] == condition.partition("=")[0]
+
+
 def jobs(scale_name: str, claim_ids: Sequence[str] | None = None) -> list[Job]:
-    """Every (condition, seed) of the claims (all by default), each once, with the probes of all
-    the claims that use it; the random-init baseline (every claim's floor) last."""
+    """Every pre-training the claims (all by default) need, each once -- conditions with the
+    same run key merged (`aliases`) -- for each pre-training seed, with the probes of all the
+    claims that use it and the seeds whose fine-tunings follow it; the random-init baseline
+    (every claim's floor) last."""
     scale = scales.get(scale_name)
+    names: dict[str, list[str]] = {}
     probes: dict[str, list] = {}
     users: dict[str, list] = {}
     for cid in claim_ids or claims.CLAIMS:
         claim = claims.CLAIMS[cid]
         for cond in claim.conditions(scale) + (pipeline.RANDOM,):
-            have = probes.setdefault(cond, [])
+            key = pretraining(scale, cond)
+            if cond not in names.setdefault(key, []):
+                names[key].append(cond)
+            have = probes.setdefault(key, [])
             have += [p for p in claim.probes(scale) if p not in have]
-            users.setdefault(cond, []).append(cid)
-    order = [c for c in probes if c != pipeline.RANDOM] + [pipeline.RANDOM]
-    return [Job(scale_name, c, s, tuple(probes[c]), tuple(users[c]))
-            for c in order for s in scale.seeds]
+            if cid not in users.setdefault(key, []):
+                users[key].append(cid)
+    order = [k for k in names if k != pipeline.RANDOM] + [pipeline.RANDOM]
+    out = []
+    for k in order:
+        name = next((c for c in names[k] if _canonical(c)), names[k][0])
+        aliases = tuple(c for c in names[k] if c != name)
+        for p in scale.pretrain_seeds:
+            seeds = tuple(s for s in scale.seeds if scale.pretrain_seed(s) == p)
+            out.append(Job(scale_name, name, p, tuple(probes[k]), tuple(users[k]),
+                           seeds if seeds != (p,) else (), aliases))
+    return out
 
 
 def _store_empty() -> bool:
@@ -120,10 +172,11 @@ def _store_empty() -> bool:
 
 
 def done(job: Job) -> bool:
-    """Whether every result of `job` is in the run store (pipeline.condition, looking up only);
-    raises what a lookup raises where the data its run keys are made from is not here."""
-    return pipeline.condition(job.scale, job.condition, job.seed, compute=False,
-                              probes=job.probes) is not None
+    """Whether every result of `job` is in the run store (pipeline.condition of each of its
+    seeds, looking up only); raises what a lookup raises where the data its run keys are made
+    from is not here."""
+    return all(pipeline.condition(job.scale, job.condition, s, compute=False,
+                                  probes=job.probes) is not None for s in job.seeds)
 
 
 def states(found: list[Job]) -> tuple[dict[Job, bool | None], str]:
@@ -153,13 +206,16 @@ class Task(submitit.helpers.Checkpointable):
     def __init__(self, job: Job, env: dict[str, str], gpus: int = 1):
         self.job, self.env, self.gpus = job, env, gpus
 
-    def __call__(self) -> dict | None:
+    def __call__(self) -> dict[int, dict] | None:
+        """{seed: pipeline.condition's results} of each of the job's seeds (the first trains
+        the pre-training, the others find it in the run store)."""
         os.environ.update(self.env)
         j = self.job
         if self.gpus > 1:
             if not self._pretrain_distributed():
                 return None  # ranks above 0: their part was the pre-training
-        return pipeline.condition(j.scale, j.condition, j.seed, compute=True, probes=j.probes)
+        return {s: pipeline.condition(j.scale, j.condition, s, compute=True, probes=j.probes)
+                for s in j.seeds}
 
     def _pretrain_distributed(self) -> bool:
         """Pre-train under DDP on the job's GPUs, one task each; True on rank 0, which then
@@ -188,12 +244,19 @@ def carried_env() -> dict[str, str]:
     return env
 
 
-# ---------------------------------------------------------------- GPU-hours
+# ---------------------------------------------------------------- what a job costs
 
 
 TARGET_RATE = 10_000.0  # images/s: the issue's target for one GPU; used only when nothing is measured
-SOURCE_IMAGES = {"imagenet-1k": 1_281_167, "imagenet64": 1_281_167}  # ILSVRC2012 train, for
-# scales whose pre-training is counted in epochs when the data is not here (itl.datasets)
+SIZES = {  # (training images, test images, classes, the smallest class's training images) of
+    # the data sets a scale reads, where they are not here, by their published counts
+    "imagenet-1k": (1_281_167, 50_000, 1000, 732),  # ILSVRC-2012: 732 to 1,300 training
+    # images per class, 50 validation images each (itl.datasets.imagenet1k)
+    "imagenet64": (1_281_167, 50_000, 1000, 732),  # the same images, downsampled
+    "sun397": (19_850, 19_850, 397, 50),  # partition 1: 50 + 50 per class (paper-protocol §3)
+    "voc2007": (5_011, 4_952, 20, None),  # trainval, test (paper-protocol §8)
+}
+LBFGS_EVALS = 5 / 4  # torch.optim.LBFGS's max_eval per max_iter: the probe's evaluations, at most
 
 
 @dataclass(frozen=True)
@@ -224,79 +287,278 @@ def rate(scale_name: str, given: float | None = None) -> Rate:
                 "the issue's target", False)
 
 
-def _train_images(name: str, size: int | None, seed: int = 0) -> int | None:
+@dataclass(frozen=True)
+class Size:
+    """Images of a data set, or of a subset rule of one: counted, or from SIZES."""
+    train: int | None
+    test: int | None
+    classes: int | None
+    exact: bool  # counted, or exact arithmetic (N images of classes that all have N); else
+    # the kept classes' share of the images
+
+    def __str__(self) -> str:
+        return "?" if self.train is None else f"{'' if self.exact else '≈'}{self.train:,}"
+
+
+UNKNOWN = Size(None, None, None, False)
+
+
+def size(scale: scales.Scale, name: str, seed: int) -> Size:
+    """The training and test images (and classes) of data set `name`, with an optional `|rule`
+    drawn with `seed`, at the scale's image size: counted where its data is here, else from
+    SIZES and the classes the rule keeps (exact for N images per class where every class has
+    N; else the kept classes' share of the images)."""
+    return _size(scale.name, scale.size, name, seed, str(paths.data_dir()))
+
+
+@functools.lru_cache(maxsize=None)
+def _size(scale_name: str, px: int | None, name: str, seed: int, _data: str) -> Size:
     try:
-        return len(pipeline.target_images(name, "train", seed, size))
+        tr = pipeline.target_images(name, "train", seed, px)
+        te = pipeline.target_images(name, "test", seed, px)
+        return Size(len(tr), len(te), len(tr.classes), True)
     except UNAVAILABLE:
-        return SOURCE_IMAGES.get(name.partition(":")[0].partition("|")[0])
+        pass
+    base, _, rule = name.partition("|")
+    if base not in SIZES:
+        return UNKNOWN
+    train_n, test_n, classes, smallest = SIZES[base]
+    if not rule:
+        return Size(train_n, test_n, classes, True)
+    try:
+        label_of = subsets.label_map(rule, labels.dataset_leaves(base), base, seed)
+        n = subsets.parse_rule(rule)[1].get("images_per_class")
+    except UNAVAILABLE:
+        return UNKNOWN
+    share, trained = len(label_of) / classes, len(set(label_of.values()))
+    if n is not None and smallest is not None and n <= smallest:
+        return Size(n * len(label_of), round(test_n * share), trained, True)
+    return Size(round(train_n * share), round(test_n * share), trained, share == 1)
 
 
-def pretrain_work(scale: scales.Scale) -> tuple[int, int] | None:
-    """(steps, batch) of every pre-training of the scale (one budget for every condition), or
-    None when its steps follow the source's size and that is unknown here."""
+def subset_size(scale: scales.Scale, condition: str, seed: int) -> Size:
+    """The training images of a condition's pre-training: its manifest where the source is
+    here, else `size` of the rule on the source."""
+    if condition == pipeline.RANDOM:
+        return Size(0, 0, 0, True)
+    try:
+        m = pipeline.manifest(scale, condition, seed, save=False)
+        return Size(len(m.indices), None, len(m.classes), True)
+    except UNAVAILABLE:
+        pass
+    return size(scale, f"{pipeline.source_name(scale, condition)}|{condition}", seed)
+
+
+def _detection_images(name: str) -> int | None:
+    """Training images of a VOC-format detection target (its train split), or SIZES'."""
+    entry = datasets.get(name)
+    try:
+        from itl.datasets.voc import read_voc
+        if entry.present():
+            return len(read_voc(entry.root(), entry.train_split))
+    except UNAVAILABLE:
+        pass
+    return SIZES[name][0] if name in SIZES else None
+
+
+@functools.lru_cache(maxsize=None)
+def _width(model: str) -> int:
+    """Features of the network's frozen backbone (what the probes read)."""
+    from itl import models
+    return models.build(model, 2, 0).head.in_features
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one job computes, counted without running it."""
+    pretrain: tuple[int, int] | None  # (steps, batch); steps 0 for the random init; None:
+    # not known here (a schedule in epochs of a subset whose size is unknown)
+    subset: Size  # the condition's training images
+    finetunes: tuple[tuple[str, int, int | None], ...]  # (target, fine-tunings, steps each)
+    detects: tuple[tuple[str, int, int | None], ...]  # (target, fine-tunings, steps each)
+    features: int  # images through the probes' feature passes
+    macs: float  # multiply-adds of the probes' matrix work on the CPU: the linear probes'
+    # L-BFGS evaluations (at most) and the k-NN similarities
+    knn_bytes: int  # the largest k-NN similarity matrix (float32; transfer.knn holds it whole)
+    unsized: tuple[str, ...] = ()  # probe targets not counted: their size is not known here
+
+    @property
+    def epochs(self) -> float | None:
+        """Passes over its own training images that the pre-training makes."""
+        if self.pretrain is None or not self.subset.train:
+            return None
+        return self.pretrain[0] * self.pretrain[1] / self.subset.train
+
+
+def work(scale: scales.Scale, job: Job) -> Work:
+    """What `job` computes: its pre-training's steps and subset, each target's fine-tunings
+    (job.seeds x the config's repeats), its detection fine-tunings (one per seed) and its
+    probes (each once: every classification target's linear probe and k-NN, and the claims'
+    probes), sized without running anything."""
     cfg = scale.pretrain
-    if cfg.steps is not None:
-        return cfg.steps, cfg.batch_size
-    n = _train_images(scale.source, scale.size)
-    return (train.schedule(cfg, n).steps, cfg.batch_size) if n else None
-
-
-def transfer_work(scale: scales.Scale) -> tuple[float | None, list[str]]:
-    """Images a job's fine-tunings and detection fine-tunings process, in pre-training crops
-    (a detection image weighted by its pixels over a crop's); probes (forward passes) are not
-    counted. None when a target's size is needed and not known here. And what was counted."""
+    sub = subset_size(scale, job.condition, job.seed)
+    full = size(scale, scale.source, job.seed).train
+    if job.condition == pipeline.RANDOM:
+        pre = (0, cfg.batch_size)
+    elif cfg.steps is not None and cfg.budget == train.ITERATIONS:
+        pre = (cfg.steps, cfg.batch_size)
+    elif full and (sub.train or cfg.budget == train.ITERATIONS):
+        pre = (train.schedule(cfg, full, sub.train).steps, cfg.batch_size)
+    else:
+        pre = None
     from itl.transfer import finetune_schedule
-    total, counted = 0.0, []
-    crop = (scale.pretrain.crop or scale.size or 32) ** 2
+    fts = []
     for t in scale.targets:
-        cfg = scale.finetune_config(t)
-        n = None if cfg.steps else _train_images(t, scale.size)
-        if cfg.steps is None and n is None:
-            return None, [t]
-        steps = finetune_schedule(cfg, n or 0)[0]
-        total += steps * cfg.batch_size * cfg.repeats * (cfg.crop or scale.size or 32) ** 2 / crop
-        counted.append(f"{t} fine-tuning")
+        c = scale.finetune_config(t)
+        n = None if c.steps else size(scale, t, job.seed).train
+        steps = c.steps or (finetune_schedule(c, n)[0] if n else None)
+        fts.append((t, len(job.seeds) * c.repeats, steps))
+    dets = []
     for t in scale.detection:
-        cfg, n = scale.detect, 0
-        if cfg.steps is None:
-            entry = datasets.get(t)
-            try:
-                from itl.datasets.voc import read_voc
-                n = len(read_voc(entry.root(), entry.train_split)) if entry.present() else 0
-            except UNAVAILABLE:
-                n = 0
-            if not n:
-                return None, [t]
-        steps = detection.schedule(cfg, n)[0]
-        px = (cfg.min_size * cfg.max_size) if cfg.min_size and cfg.max_size else crop
-        total += steps * cfg.batch_size * px / crop
-        counted.append(f"{t} detection")
-    return total, counted
+        n = None if scale.detect.steps else _detection_images(t)
+        steps = detection.schedule(scale.detect, n or 0)[0] if scale.detect.steps or n else None
+        dets.append((t, len(job.seeds), steps))
+    pairs = [(t, m) for t in scale.targets for m in ("linear", "knn")]
+    pairs += [p for p in job.probes if p not in pairs]
+    width, features, macs, biggest, unsized = _width(cfg.model), 0, 0.0, 0, []
+    for target, method in pairs:
+        sz = size(scale, target, scale.pretrain_seed(job.seed))
+        if sz.train is None:
+            unsized += [target] if target not in unsized else []
+            continue
+        features += sz.train + sz.test
+        if method == "linear":
+            macs += scale.probe.iterations * LBFGS_EVALS * 2 * sz.train * width * sz.classes
+        else:
+            macs += sz.test * sz.train * width
+            biggest = max(biggest, 4 * sz.test * sz.train)
+    return Work(pre, sub, tuple(fts), tuple(dets), features, macs, biggest, tuple(unsized))
 
 
 @dataclass(frozen=True)
 class Cost:
-    pretrain: tuple[int, int] | None  # (steps, batch)
-    transfer_images: float | None
-    counted: tuple[str, ...]
+    """Seconds of one unit of a kind of work: a step (fine-tuning, detection), an image (a
+    feature pass) or a multiply-add (the probes' CPU matrix work)."""
+    seconds: float
+    source: str  # how it was had, as printed
+    measured: bool
 
 
-def cost(scale_name: str) -> Cost:
-    scale = scales.get(scale_name)
-    t, counted = transfer_work(scale)
-    return Cost(pretrain_work(scale), t, tuple(counted))
-
-
-def gpu_hours(job: Job, c: Cost, r: Rate, gpus: int) -> float | None:
-    """Projected GPU-hours of one job: its wall seconds x gpus / 3600, the wall seconds being
-    its pre-training images over `gpus` x the one-GPU rate (DDP assumed to scale linearly) plus
-    its transfers' images at the one-GPU rate (rank 0 alone; the others wait); transfers of
-    unknown size count 0. None when the pre-training's size is unknown here."""
-    if c.pretrain is None and job.condition != pipeline.RANDOM:
+def _transfer_record(scale: scales.Scale, device: str) -> dict | None:
+    """reports/benchmarks/transfer-<scale>-<device>.json (python -m itl.bench --transfer) of the
+    scale's model: each kind of step's time on `device` (cuda or cpu)."""
+    f = paths.reports_dir() / "benchmarks" / f"transfer-{scale.name}-{device}.json"
+    try:
+        rec = json.loads(f.read_text())
+    except (OSError, ValueError):
         return None
-    pre = 0 if job.condition == pipeline.RANDOM else c.pretrain[0] * c.pretrain[1]
-    seconds = pre / (r.images_per_s * gpus) + (c.transfer_images or 0.0) / r.images_per_s
-    return seconds * gpus / 3600
+    if rec.get("model") != scale.pretrain.model or not isinstance(rec.get("steps"), dict):
+        return None
+    return {**rec, "file": f.name}
+
+
+def _per_unit(entry: dict, key: str, per_image: bool) -> float:
+    t = float(entry[key])
+    return t / entry["batch"] if per_image else t
+
+
+def costs(scale: scales.Scale, r: Rate) -> dict[str, Cost | None]:
+    """The cost of each kind of work on one GPU ("finetune:<target>", "detect", "features")
+    and on the CPU ("features-cpu", "mac-cpu"): measured on a GPU (transfer-<scale>-cuda.json)
+    where it was; else assumed -- its work in pre-training images as this project's CPU
+    measured it (transfer-<scale>-cpu.json: its CPU time over a pre-training image's), at the
+    GPU's pre-training rate `r`; without that record, its pixels over a pre-training crop's (a
+    feature pass: a third of a training step). The CPU kinds: the CPU record's, or None."""
+    gpu, cpu = _transfer_record(scale, "cuda"), _transfer_record(scale, "cpu")
+    img = 1.0 / r.images_per_s  # one pre-training image on one GPU
+    crop = (scale.pretrain.crop or scale.size or 32) ** 2
+    cpu_img = (_per_unit(cpu["steps"]["pretrain"], "cpu_seconds", True)
+               if cpu and "pretrain" in cpu["steps"] else None)
+    det = scale.detect
+    fallback = {"detect": (det.batch_size * ((det.min_size * det.max_size) / crop
+                                             if det.min_size and det.max_size else 1.0),
+                           "its images' pixels over a crop's"),
+                "features": (1 / 3, "a forward pass, a third of a training step")}
+    for t in scale.targets:
+        c = scale.finetune_config(t)
+        fallback[f"finetune:{t}"] = (c.batch_size * (c.crop or scale.size or 32) ** 2 / crop,
+                                     "its batch's pixels over a crop's")
+    out: dict[str, Cost | None] = {}
+    for kind, (images, why) in fallback.items():
+        per_image = kind == "features"
+        if gpu and kind in gpu["steps"]:
+            e = gpu["steps"][kind]
+            out[kind] = Cost(_per_unit(e, "seconds", per_image),
+                             f"measured on {gpu.get('device', 'a GPU')} ({gpu['file']})", True)
+        elif cpu_img and kind in cpu["steps"]:
+            n = _per_unit(cpu["steps"][kind], "cpu_seconds", per_image) / cpu_img
+            out[kind] = Cost(n * img, f"assumed: {n:,.1f} pre-training images of work, as "
+                             f"{cpu['cpu']} measured it ({cpu['file']}), at the pre-training "
+                             "rate", False)
+        else:
+            out[kind] = Cost(images * img, f"assumed: {images:,.2f} pre-training images of "
+                             f"work ({why}), at the pre-training rate", False)
+    where = f"measured on {cpu['cpu']}, {cpu.get('threads', 1)} thread ({cpu['file']})" if cpu else ""
+    e = cpu["steps"].get("features") if cpu else None
+    out["features-cpu"] = Cost(_per_unit(e, "cpu_seconds", True), where, True) if e else None
+    e = cpu["steps"].get("lbfgs") if cpu else None
+    out["mac-cpu"] = Cost(e["cpu_seconds"] / e["macs"], where, True) if e and e.get("macs") \
+        else None
+    return out
+
+
+PROBES_ON_CPU = True  # where itl's probes compute their features today: pipeline.transfer_one
+# hands linear_probe and knn the network on the CPU and transfer.features runs it where it is;
+# their L-BFGS and k-NN products run on the CPU wherever the features were computed
+
+
+@dataclass(frozen=True)
+class Hours:
+    total: float | None  # GPU-hours held by the job (None: its pre-training is not sized here)
+    parts: dict[str, float]  # GPU-hours of each part
+    measured: tuple[str, ...]  # the parts whose rates were measured
+    assumed: tuple[str, ...]  # ... and those assumed
+
+
+def gpu_hours(job: Job, w: Work, r: Rate, c: dict[str, Cost | None], gpus: int) -> Hours:
+    """Projected GPU-hours of one job: its wall seconds x gpus / 3600 -- every GPU of the job
+    is held while it runs. Its wall seconds: pre-training images over `gpus` x the one-GPU rate
+    (DDP assumed to scale linearly), then, on rank 0 alone, each fine-tuning and detection
+    fine-tuning at its step's cost and the probes: feature passes (on the CPU, as itl runs
+    them: PROBES_ON_CPU) and their CPU matrix work. Work not sized here, or without a rate,
+    counts 0 (the plan says which)."""
+    if w.pretrain is None:
+        return Hours(None, {}, (), ())
+    parts, measured, assumed = {}, [], []
+
+    def add(part: str, seconds: float, cost: Cost | bool | None) -> None:
+        parts[part] = parts.get(part, 0.0) + seconds * gpus / 3600
+        ok = cost if isinstance(cost, bool) else cost is not None and cost.measured
+        (measured if ok else assumed).append(part)
+
+    if job.condition != pipeline.RANDOM:
+        add("pre-training", w.pretrain[0] * w.pretrain[1] / (r.images_per_s * gpus), r.measured)
+    for t, n, steps in w.finetunes:
+        add("fine-tuning", n * (steps or 0) * c[f"finetune:{t}"].seconds, c[f"finetune:{t}"])
+    for t, n, steps in w.detects:
+        add("detection", n * (steps or 0) * c["detect"].seconds, c["detect"])
+    pass_cost = c["features-cpu"] if PROBES_ON_CPU else c["features"]
+    if w.features and pass_cost:
+        add("probes", w.features * pass_cost.seconds, pass_cost)
+    if w.macs and c["mac-cpu"]:
+        add("probes", w.macs * c["mac-cpu"].seconds, c["mac-cpu"])
+    return Hours(sum(parts.values()), parts, tuple(dict.fromkeys(measured)),
+                 tuple(p for p in dict.fromkeys(assumed) if p not in measured))
+
+
+def _rates_cell(h: Hours) -> str:
+    if h.total is None:
+        return "?"
+    if not h.assumed:
+        return "measured"
+    if not h.measured:
+        return "assumed"
+    return f"measured: {', '.join(h.measured)}; assumed: {', '.join(h.assumed)}"
 
 
 # ---------------------------------------------------------------- launching
@@ -368,16 +630,24 @@ def _note(scale_name: str, submitted: list[tuple[Job, str]], launcher: str) -> N
     rec = _record(scale_name)
     now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for j, jid in submitted:
-        rec[jid] = {"condition": j.condition, "seed": j.seed, "launcher": launcher,
-                    "submitted": now}
+        rec[jid] = {"condition": j.condition, "seed": j.seed, "seeds": list(j.seeds),
+                    "launcher": launcher, "submitted": now}
     paths.atomic_write_json(folder(scale_name) / "jobs.json", rec)
 
 
-def latest(scale_name: str) -> dict[tuple[str, int], tuple[str, dict]]:
-    """(condition, seed) -> (job id, record) of its latest submission."""
+def _submission(j: Job) -> tuple[str, int, tuple[int, ...]]:
+    """What identifies a job among the grid's submissions: its condition, its pre-training's
+    seed and the seeds whose transfers it runs (one pre-training seed, submitted under
+    ITL_SEEDS=pre-training, is another job than the same seed fine-tuned with every seed)."""
+    return j.condition, j.seed, j.seeds
+
+
+def latest(scale_name: str) -> dict[tuple[str, int, tuple[int, ...]], tuple[str, dict]]:
+    """_submission(job) -> (job id, record) of its latest submission."""
     out: dict = {}
     for jid, r in sorted(_record(scale_name).items(), key=lambda kv: kv[1]["submitted"]):
-        out[(r["condition"], r["seed"])] = (jid, r)
+        seeds = tuple(r.get("seeds", (r["seed"],)))  # records older than "seeds": one seed
+        out[(r["condition"], r["seed"], seeds)] = (jid, r)
     return out
 
 
@@ -429,7 +699,7 @@ def status(scale_name: str, claim_ids: Sequence[str] | None = None) -> list[list
     subs = latest(scale_name)
     rows = []
     for j in found:
-        jid, rec = subs.get((j.condition, j.seed), ("", {}))
+        jid, rec = subs.get(_submission(j), ("", {}))
         if ok[j]:
             state, reason = DONE, ""
         elif not jid:
@@ -449,7 +719,7 @@ def to_submit(scale_name: str, found: list[Job],
     for j in found:
         if ok[j]:
             continue
-        jid, rec = subs.get((j.condition, j.seed), ("", {}))
+        jid, rec = subs.get(_submission(j), ("", {}))
         if jid:
             state = job_state(scale_name, jid, rec)[0]
             if state not in ("failed", "finished"):
@@ -457,43 +727,67 @@ def to_submit(scale_name: str, found: list[Job],
     return [j for j in found if not ok[j] and j not in flying], flying
 
 
+def _hours(x: float) -> str:
+    return f"{x:,.2f}" if x < 100 else f"{x:,.0f}"
+
+
 def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None,
          images_per_s: float | None = None) -> str:
-    """The dry run: every job with its state and projected GPU-hours, their total, where the
-    throughput comes from, and (Slurm) the sbatch file that would be submitted."""
+    """The dry run: every job (one per pre-training) with its state, its subset's images and
+    epochs, its fine-tunings, its probes' work and its projected GPU-hours (and whether their
+    rates were measured or assumed), their totals, where each rate comes from, and (Slurm) the
+    sbatch file that would be submitted."""
+    scale = scales.get(scale_name)
     found = jobs(scale_name, claim_ids)
     ok, why = states(found)
     todo, flying = to_submit(scale_name, found, ok)
-    r, c = rate(scale_name, images_per_s), cost(scale_name)
-    g = launch.gpus_per_job
-    hours = {j: gpu_hours(j, c, r, g) for j in found}
-    rows, total, left = [], 0.0, 0.0
+    r, g = rate(scale_name, images_per_s), launch.gpus_per_job
+    c = costs(scale, r)
+    works = {j: work(scale, j) for j in found}
+    hours = {j: gpu_hours(j, works[j], r, c, g) for j in found}
+    rows, total, left, parts = [], 0.0, 0.0, {}
     for j in found:
-        h = hours[j]
+        w, h = works[j], hours[j]
         state = DONE if ok[j] else flying.get(j, TO_SUBMIT)
         pre = ("-" if j.condition == pipeline.RANDOM else
-               f"{c.pretrain[0]:,} x {c.pretrain[1]}" if c.pretrain else "?")
-        rows.append([j.condition, j.seed, state, pre,
-                     "?" if h is None else f"{h:,.2f}"])
-        total += h or 0.0
-        left += (h or 0.0) if j in todo else 0.0
-    unknown = any(h is None for h in hours.values())
-    out = [f"itl grid, scale {scale_name}: {len(found)} jobs (condition x seed, each followed "
-           f"by its transfers), {sum(bool(ok[j]) for j in found)} done, {len(flying)} in flight, "
-           f"{len(todo)} to submit; launcher {launch.launcher}, {g} GPU(s) per job.",
+               f"{w.pretrain[0]:,} x {w.pretrain[1]}" if w.pretrain else "?")
+        ft = ", ".join(f"{n} x {t.partition('|')[0]}" for t, n, _ in w.finetunes + w.detects)
+        rows.append([j.condition + "".join(f" (= {a})" for a in j.aliases),
+                     ", ".join(map(str, j.seeds)) if j.seeds == (j.seed,) else
+                     f"{j.seed} (fine-tuned with {', '.join(map(str, j.seeds))})",
+                     state, pre,
+                     "-" if j.condition == pipeline.RANDOM else str(w.subset),
+                     "-" if w.epochs is None else f"{w.epochs:,.1f}", ft,
+                     f"{w.features:,}" + ("+?" if w.unsized else ""),
+                     "?" if h.total is None else _hours(h.total), _rates_cell(h)])
+        total += h.total or 0.0
+        left += (h.total or 0.0) if j in todo else 0.0
+        for k, v in h.parts.items():
+            parts[k] = parts.get(k, 0.0) + v
+    unknown = any(h.total is None for h in hours.values())
+    seeds = (f"each seed a pre-training of its own ({', '.join(map(str, scale.seeds))})"
+             if scale.replicate == scales.PRETRAINING else
+             f"one pre-training per condition (seed {scale.pretrain_seeds[0]}), each seed "
+             f"({', '.join(map(str, scale.seeds))}) another fine-tuning of it")
+    out = [f"itl grid, scale {scale_name}: {len(found)} jobs (one per pre-training, each "
+           f"followed by its transfers; {seeds}), {sum(bool(ok[j]) for j in found)} done, "
+           f"{len(flying)} in flight, {len(todo)} to submit; launcher {launch.launcher}, {g} "
+           f"GPU(s) per job. Subsets' schedule: {scale.pretrain.budget} "
+           f"({_budget_text(scale.pretrain)}).",
            tabulate(rows, ["condition", "seed", "state", "pre-training steps x batch",
-                           "GPU-hours"], tablefmt="github")]
+                           "subset images", "epochs", "fine-tunings", "probe images",
+                           "GPU-hours", "rates"], tablefmt="github")]
     out.append(f"GPU-hours: {total:,.1f} for the whole grid, {left:,.1f} for the jobs to submit"
                + (" (jobs marked ? not counted: their data is not here to size them)"
-                  if unknown else "") + ".")
-    out.append(f"Throughput: {r.source}. A job's GPU-hours = its seconds x {g} GPU(s) / 3600; "
-               "its seconds = pre-training images / (GPUs x the one-GPU rate, DDP assumed "
-               "linear) + its transfers' images / the one-GPU rate (rank 0 alone). Transfers "
-               "are an estimate at the pre-training rate: "
-               + (f"{', '.join(c.counted)}, {c.transfer_images:,.0f} crop-sized images a job"
-                  if c.transfer_images is not None else
-                  f"NOT counted (the size of {c.counted[0]} is not known without its data)")
-               + "; probes (forward passes only) are not counted.")
+                  if unknown else "") + "; by part: "
+               + ", ".join(f"{k} {v:,.1f}" for k, v in parts.items()) + ".")
+    out += _work_totals(scale, found, works, c)
+    out.append(f"Rates. Pre-training: {r.source}. "
+               + " ".join(f"{k}: {v.source}." for k, v in c.items() if v is not None)
+               + f" A job's GPU-hours = its seconds x {g} GPU(s) / 3600; its seconds = "
+               "pre-training images / (GPUs x the one-GPU rate, DDP assumed linear) + its "
+               "fine-tunings' and detection fine-tunings' steps, its probes' feature passes "
+               "and CPU matrix work on rank 0 alone (every GPU of the job held).")
     if why:
         out.append(f"Note: {why}.")
     if launch.launcher == "slurm":
@@ -501,6 +795,41 @@ def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None
                    f"requeued on time-out up to {launch.max_timeouts} times):\n\n"
                    + sbatch_script(launch, scale_name, max(1, len(todo))))
     return "\n".join(out)
+
+
+def _budget_text(cfg: train.PretrainConfig) -> str:
+    if cfg.budget == train.ITERATIONS:
+        return "every subset the full source's steps"
+    return "every subset the full source's epochs of its own images"
+
+
+def _work_totals(scale: scales.Scale, found: list[Job], works: dict[Job, Work],
+                 c: dict[str, Cost | None]) -> list[str]:
+    """The grid's detection and probe work, summed, and what they cost where they run."""
+    out = []
+    dets = [(n, steps) for j in found for _, n, steps in works[j].detects]
+    if dets:
+        runs_, steps = sum(n for n, _ in dets), sum(n * (s or 0) for n, s in dets)
+        out.append(f"Detection: {runs_} fine-tunings, {steps:,} steps of {scale.detect.batch_size} "
+                   f"images; {steps * c['detect'].seconds / 3600:,.1f} GPU-hours at "
+                   f"{c['detect'].seconds:.3f} s a step ({c['detect'].source}).")
+    n, m = sum(works[j].features for j in found), sum(works[j].macs for j in found)
+    unsized = list(dict.fromkeys(t for j in found for t in works[j].unsized))
+    line = (f"Probes: {n:,} images through the frozen network's feature pass and {m:.2e} "
+            "multiply-adds of L-BFGS evaluations (at most) and k-NN similarities")
+    cpu, mac, gpu = c["features-cpu"], c["mac-cpu"], c["features"]
+    if cpu and mac:
+        line += (f": {n * cpu.seconds / 3600:,.0f} + {m * mac.seconds / 3600:,.0f} hours on one "
+                 f"CPU thread, where itl runs them ({cpu.source})")
+    line += (f"; the feature passes on a GPU instead: {n * gpu.seconds / 3600:,.1f} GPU-hours "
+             f"({gpu.source})")
+    out.append(line + (f"; not counted, their data not here to size them: {', '.join(unsized)}"
+                       if unsized else "") + ".")
+    big = max(works[j].knn_bytes for j in found)
+    if big > 2**34:
+        out.append(f"Note: the largest k-NN similarity matrix is {big / 2**30:,.0f} GiB (float32; "
+                   "transfer.knn holds the test x training similarities whole).")
+    return out
 
 
 def executor(scale_name: str, launch: Launch) -> submitit.Executor:

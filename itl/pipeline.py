@@ -17,6 +17,8 @@ PROTOCOL = 2  # the default Scale.protocol; each scale's own is in every run key
 # 3: small scale v3 (VOC 2007 judged, fine-tuning recipe by the v3 pilot), scales.SCALES["small"]
 METHODS = ("finetune", "linear", "knn")  # classification targets; detection targets: "detect"
 RANDOM = "random"  # the pre-training of a randomly initialised network: none
+FINE_TUNED = ("finetune", "detect")  # methods that train the network (a seed each); the others
+# read frozen features, deterministic given the network
 
 
 def source_name(scale: scales.Scale, subset: str) -> str:
@@ -165,13 +167,16 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
     """Source top-1 and every target x method result of one condition, plus the (target,
     method) pairs in `probes`, as a flat dict (None when compute=False and some part has not
     been run). `pretrained` finds the pre-training instead of the run store (exported run
-    records, which hold no images to rebuild a manifest from)."""
+    records, which hold no images to rebuild a manifest from). Seed `seed` fine-tunes the
+    pre-training of scale.pretrain_seed(seed), which is also its probes' seed: its own, or
+    where a seed replicates only the fine-tunings (Scale.replicate) the first seed's."""
     scale = scales.get(scale_name)
+    pre_seed = scale.pretrain_seed(seed)
     if subset == RANDOM:
         out, run = {}, RANDOM
     else:
-        pre = (pretrained(subset, seed) if pretrained
-               else pretrain(scale_name, subset, seed, compute))
+        pre = (pretrained(subset, pre_seed) if pretrained
+               else pretrain(scale_name, subset, pre_seed, compute))
         if pre is None:
             return None
         out = {"source_top1": pre["source_top1"], "source_classes": pre["classes"],
@@ -183,7 +188,8 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
     pairs += [(t, "detect") for t in scale.detection]
     for target, method in pairs:
         repeats = scale.finetune_config(target).repeats if method == "finetune" else 1
-        got = [transfer_one(scale_name, run, target, method, seed, compute, r)
+        s = seed if method in FINE_TUNED else pre_seed
+        got = [transfer_one(scale_name, run, target, method, s, compute, r)
                for r in range(repeats)]
         if any(r is None for r in got):
             return None

@@ -108,12 +108,20 @@ def _skipped_detection(scale: scales.Scale) -> tuple[str, ...]:
     return tuple(t for t in scales.SCALES[scale.name].detection if t not in scale.detection)
 
 
+def _replicates(scale: scales.Scale) -> str:
+    if scale.replicate == scales.PRETRAINING:
+        return "a pre-training of its own and its transfers"
+    return (f"another fine-tuning of each condition's one pre-training, seed "
+            f"{scale.pretrain_seeds[0]}'s")
+
+
 def _markdown(s: dict) -> str:
     c: claims.Claim = s["claim"]
     scale: scales.Scale = s["scale"]
     lines = [f"# {c.id}: {c.question}", "",
              f"Scale `{scale.name}`: source `{scale.source}`, model `{scale.pretrain.model}`, "
-             f"seeds {list(scale.seeds)}. Cells are mean ± std over seeds (top-1 %).", ""]
+             f"seeds {list(scale.seeds)} (each seed {_replicates(scale)}). Cells are "
+             "mean ± std over seeds (top-1 %).", ""]
     for t in scale.targets + scale.detection:
         lines.append(f"- `{t}` stands in for the paper's {scale.paper_task.get(t, t)}.")
     lines += [f"- `{t}` (the paper's {scale.paper_task.get(t, t)}) was not run "
@@ -127,7 +135,8 @@ def _markdown(s: dict) -> str:
     lines += ["", f"**Statistic:** {c.statistic}. Primary transfer metric: `{s['metric']}`.",
               f"**Rule:** the paper's claim holds when the 95% interval lies {side} the margin "
               f"{c.margin:g}: {c.why}", "",
-              f"**Measured:** {s['estimate']} → **{s['verdict']}**", "",
+              f"**Measured:** {s['estimate']} → **{s['verdict']}** (spread over seeds: "
+              f"{c.variance(scale)})", "",
               f"**At half, once and twice the margin:** {at}."]
     for ipc, est in s.get("beside", {}).items():
         lines += ["", f"Beside it (reported, never judged), the statistic at {ipc} images per "

@@ -15,8 +15,12 @@ from dataclasses import dataclass, field, replace
 
 from itl.detection import PAPER_SCHEDULE, DetectConfig, with_schedule
 from itl.models import CAFFENET_INPUT
-from itl.train import PretrainConfig
+from itl.train import BUDGETS, PretrainConfig
 from itl.transfer import FinetuneConfig, KnnConfig, ProbeConfig
+
+
+PRETRAINING, FINETUNING = "pre-training", "fine-tuning"  # what a seed replicates (Scale.replicate)
+REPLICATES = (PRETRAINING, FINETUNING)
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,34 @@ class Scale:
     overlap_secondary: str | None = None  # a second target whose overlapping classes 5.6a
     # also removes, as a condition reported beside the judged one (small v3: CIFAR-10's)
     pilot: bool = False  # a pilot's runs: "pilot": true in their run keys, never a claim's
+    replicate: str = PRETRAINING  # what one seed of `seeds` replicates: PRETRAINING, a
+    # pre-training of its own and every transfer that follows it; FINETUNING, the fine-tunings
+    # (classification and detection) of the condition's one pre-training, seeds[0]'s, whose
+    # probes (deterministic given the network) run once (the paper scale: the authors released
+    # one model per condition; docs/paper-protocol.md, "Runs"). Never part of a run key: the
+    # runs of seeds[0] are the same under both
+
+    def __post_init__(self):
+        if self.replicate not in REPLICATES:
+            raise ValueError(f"scale {self.name}: replicate={self.replicate!r} is neither "
+                             f"{PRETRAINING} nor {FINETUNING}")
+
+    def pretrain_seed(self, seed: int) -> int:
+        """The seed of the pre-training that seed `seed`'s transfers start from (and of its
+        probes)."""
+        return seed if self.replicate == PRETRAINING else self.seeds[0]
+
+    @property
+    def pretrain_seeds(self) -> tuple[int, ...]:
+        """The seeds each condition is pre-trained with."""
+        return tuple(dict.fromkeys(self.pretrain_seed(s) for s in self.seeds))
+
+    def variance(self, fine_tuned: bool = True) -> str:
+        """What the spread over its seeds is made of, for a result read from fine-tunings
+        (`fine_tuned`) or from probes and source accuracy only."""
+        if self.replicate == PRETRAINING:
+            return "pre-training and fine-tuning" if fine_tuned else "pre-training"
+        return "fine-tuning only" if fine_tuned else "none (one pre-training, probed once)"
 
     @property
     def key(self) -> str:
@@ -204,7 +236,12 @@ SCALES = {
             pre_nms=(12_000, 6_000), post_nms=(2_000, 300), box_nms=0.3,
             caffe_param_groups=True, bias_decay_mult=1.0, train_difficult=False,
             score_threshold=0.05, box_rule="py-faster-rcnn"), PAPER_SCHEDULE),
-        probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2),
+        # One pre-training per condition, each fine-tuning (and detection fine-tuning) three
+        # times, each with its own seed (docs/paper-protocol.md, "Runs"): the authors released
+        # one model per condition (github.com/minyoungg/wmigftl metadata.json) and reported
+        # mean +- std over three fine-tunings. `ITL_SEEDS=pre-training` (`itl grid --seeds`)
+        # pre-trains every seed instead.
+        probe=ProbeConfig(), knn=KnnConfig(k=20), seeds=(0, 1, 2), replicate=FINETUNING,
         # Section 6's stand-in (docs/paper-protocol.md section 5): 229 ImageNet-1k classes
         # under none of PASCAL's synsets, left out of `holdout=229` and present in `full`
         extra="imagenet-1k:extra", extra_in_source=True),
@@ -241,6 +278,16 @@ SCALES = {
 
 
 DETECTION = ("on", "off")
+SEEDS_VARIABLE, SCHEDULE_VARIABLE = "ITL_SEEDS", "ITL_SCHEDULE"
+
+
+def _setting(variable: str, choices: tuple[str, ...]) -> str | None:
+    """An override read from the environment (None: unset), checked against `choices`."""
+    value = os.environ.get(variable)
+    if value is not None and value not in choices:
+        raise ValueError(f"{variable}={value!r} is not one of {', '.join(choices)}: set one of "
+                         f"them, or unset {variable} for the scale's own")
+    return value
 
 
 def detection_setting() -> str:
@@ -276,4 +323,18 @@ def get(name: str | Scale) -> Scale:
     # detection target to turn off (it would bite the day the same shell runs `small`)
     if detection_setting() == "off" and scale.detection:
         scale = replace(scale, detection=())
+    return with_overrides(scale)
+
+
+def with_overrides(scale: Scale) -> Scale:
+    """`scale` with the environment's choices of what a seed replicates (`ITL_SEEDS`:
+    pre-training | fine-tuning; `itl grid --seeds`) and of the subsets' schedule
+    (`ITL_SCHEDULE`: iterations | epochs, train.BUDGETS; `itl grid --schedule`). Unset, the
+    scale's own; a job carries them (itl.grid.CARRIED), so jobs, reports and experiments agree."""
+    seeds = _setting(SEEDS_VARIABLE, REPLICATES)
+    if seeds is not None and seeds != scale.replicate:
+        scale = replace(scale, replicate=seeds)
+    budget = _setting(SCHEDULE_VARIABLE, BUDGETS)
+    if budget is not None and budget != scale.pretrain.budget:
+        scale = replace(scale, pretrain=replace(scale.pretrain, budget=budget))
     return scale

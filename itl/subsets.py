@@ -219,6 +219,14 @@ def _label_map(rule: str, params: dict, leaves: list[str], seed: int,
     raise SubsetError(f"unknown rule {rule!r}")
 
 
+def label_map(text: str, leaves: list[str], dataset: str, seed: int) -> dict[str, str]:
+    """Which of `leaves` rule `text` keeps, and the training class of each (a manifest's
+    label_of), from the class names alone: what sizing a condition needs where its images are
+    not here."""
+    rule, params = parse_rule(text)
+    return _label_map(rule, params, list(leaves), seed, [], dataset)
+
+
 def build(text: str, source: ImageSet, dataset: str, seed: int,
           main: int | None = None) -> Manifest:
     """The manifest of rule `text` over `source` (a train split) whose first `main` classes

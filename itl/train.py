@@ -1,10 +1,12 @@
 """Pre-training on a subset of the source (paper Section 3: AlexNet on ImageNet subsets).
 
-Budget held fixed across conditions: the number of SGD *iterations*, not epochs. A subset with
-half the images is seen twice as often, so every condition gets the same optimisation (same
-steps, same learning-rate drops) and differs only in its data. With a fixed number of epochs a
-50-images-per-class model would take 20x fewer steps, and its lower accuracy would mix "less
-data" with "less training". The paper does not say which it held fixed; this is itl's choice.
+The budget of a subset is a named choice (`PretrainConfig.budget`, `schedule`). ITERATIONS (the
+default): the number of SGD *iterations* is held fixed across conditions. A subset with half the
+images is seen twice as often, so every condition gets the same optimisation (same steps, same
+learning-rate drops) and differs only in its data. EPOCHS: every subset gets as many epochs of
+its own images as the full source gets, so a 50-images-per-class model takes 20x fewer steps,
+and its lower accuracy mixes "less data" with "less training". The paper does not say which it
+held fixed (docs/paper-protocol.md, "Subset schedules").
 
 Data order and augmentation are pure functions of (seed, step): the images of step s are positions
 [sB, (s+1)B) of an endless stream of seeded permutations of the subset, and the crops and flips of
@@ -52,6 +54,9 @@ class PretrainConfig:
     # image padded by crop_pad; evaluation takes the central crop; None: the image's own size
     caffe_param_groups: bool = False  # Caffe's rule: biases at 2 x lr, no weight decay on them
     # (lr_mult 2, decay_mult 0 in the BVLC prototxts; models.param_groups)
+    budget: str = "iterations"  # a subset's schedule (BUDGETS): "iterations", the full
+    # source's steps whatever the subset's size; "epochs", the full source's epochs of the
+    # subset's own images (its steps scaled by subset / full)
 
     def __post_init__(self):
         for name in ("steps", "crop"):
@@ -59,10 +64,16 @@ class PretrainConfig:
             if value is not None and value < 1:
                 raise ValueError(f"PretrainConfig {name}={value}: give a positive number, or "
                                  "None")
+        if self.budget not in BUDGETS:
+            raise ValueError(f"PretrainConfig budget={self.budget!r}: choose one of "
+                             f"{', '.join(BUDGETS)}")
 
 
+ITERATIONS, EPOCHS = "iterations", "epochs"  # PretrainConfig.budget
+BUDGETS = (ITERATIONS, EPOCHS)
 CHECKPOINT = "checkpoint.pt"  # a pre-training run's network and SGD state
-ADDED = ("steps", "crop", "caffe_param_groups")  # fields newer than the run store's first runs
+ADDED = ("steps", "crop", "caffe_param_groups", "budget")  # fields newer than the run store's
+# first runs
 
 
 def config_dict(cfg: PretrainConfig) -> dict:
@@ -79,12 +90,23 @@ class Schedule:
     milestones: tuple[int, ...]  # steps where the learning rate drops
 
 
-def schedule(cfg: PretrainConfig, full_images: int) -> Schedule:
-    """The schedule of any subset of a source with `full_images` training images: the full
-    source's epochs in steps (or `cfg.steps`), whatever the subset's size."""
+def schedule(cfg: PretrainConfig, full_images: int, subset_images: int | None = None) -> Schedule:
+    """The schedule of a subset of `subset_images` images (None: the full source) of a source
+    with `full_images` training images. The full source's is its epochs in steps (or
+    `cfg.steps`); a subset gets the same steps (budget ITERATIONS) or the same epochs of its
+    own images, the full source's steps scaled by subset / full (EPOCHS); the learning rate
+    drops at the same fractions of a run's steps."""
     per_epoch = math.ceil(full_images / cfg.batch_size)
     steps = cfg.epochs * per_epoch if cfg.steps is None else cfg.steps
+    if cfg.budget == EPOCHS and subset_images is not None:
+        steps = max(1, round(steps * subset_images / full_images))
+        per_epoch = math.ceil(subset_images / cfg.batch_size)
     return Schedule(steps, per_epoch, tuple(round(f * steps) for f in cfg.lr_drops))
+
+
+def epochs(cfg: PretrainConfig, full_images: int, subset_images: int) -> float:
+    """Passes over its own images that a subset of `subset_images` images gets."""
+    return schedule(cfg, full_images, subset_images).steps * cfg.batch_size / subset_images
 
 
 def device() -> torch.device:
@@ -185,7 +207,7 @@ def pretrain(cfg: PretrainConfig, train: ImageSet, test: ImageSet, full_images: 
              run_dir: Path, label: str = "") -> dict:
     """Train `cfg.model` on `train` (labels 0..C-1), checkpointing every epoch into `run_dir`
     and resuming from its checkpoint. Returns the run's metrics. Under torchrun, rank 0 writes."""
-    sch = schedule(cfg, full_images)
+    sch = schedule(cfg, full_images, len(train))
     devices.init_distributed()
     acc = devices.accel(cfg.bf16)
     lead = devices.rank() == 0

@@ -6,7 +6,11 @@
 # data is not there (a lent GPU machine: the data cannot travel to it) -- then the paper's input
 # paths side by side at 227 px (CaffeNet, batch 256, generated photos: itl's shards read ahead,
 # nvJPEG, torchvision's ImageFolder loop), a short CaffeNet pre-training at 227 px through
-# train.pretrain, the imagenet64 scale's rate, and both grids' GPU-hours (`itl grid --dry-run`).
+# train.pretrain, the imagenet64 scale's rate, the paper grid's transfer steps one at a time
+# (detection, SUN and ACT fine-tuning, the probes' feature pass and L-BFGS evaluation:
+# `itl.bench --transfer`, reports/benchmarks/transfer-paper-cuda.json, which turns the grid's
+# "assumed" detection, fine-tuning and feature-pass rates into measured ones), and both grids'
+# GPU-hours (`itl grid --dry-run`).
 # Results go to reports/benchmarks/ (and to $OUT when set, as on the lent device machine).
 #   PYTHONPATH=. bash scripts/gpu_check.sh
 set -uo pipefail
@@ -49,6 +53,8 @@ workers=$(( $(nproc) < 16 ? $(nproc) : 16 ))
 "$py" -m itl.bench --scale paper --synthetic --steps 100 --warmup 10 --workers "$workers" \
   --images 16384
 "$py" -m itl.bench --scale imagenet64 --synthetic --steps 200 --workers 0
+# The paper grid's transfer steps at the paper's settings (each kind timed alone, a minute in all)
+"$py" -m itl.bench --scale paper --transfer --steps 20 --warmup 3
 # A short CaffeNet pre-training at 227 px through train.pretrain (the path a paper-scale run
 # takes: shards read ahead, crops on the GPU, bf16): does it learn, at what rate.
 "$py" - <<'PY' 2>&1 | tee reports/benchmarks/gpu_caffenet_short.txt
@@ -75,7 +81,7 @@ PY
 for s in paper imagenet64; do
   ITL_RUNS="$(mktemp -d)" "$py" -m itl grid --scale "$s" --launcher local --dry-run \
     > "reports/benchmarks/grid-$s-gpu-hours.txt" 2>&1
-  tail -n 3 "reports/benchmarks/grid-$s-gpu-hours.txt"
+  grep -E "^(GPU-hours|Detection|Probes):" "reports/benchmarks/grid-$s-gpu-hours.txt"
 done
 if [ -n "${OUT:-}" ]; then cp reports/benchmarks/* "$OUT"/; fi
 exit "$tests_rc"

@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -209,3 +210,53 @@ def test_section5_6a_v3_removes_pascal_s_classes_and_reports_cifar_s_beside():
     assert claims.CLAIMS["section5_6a"].conditions(SMALL) == (
         "full", "without=pascal-voc", "without=cifar-10")
     assert claims.CLAIMS_V2["section5_6a"].conditions(SMALL_V2) == ("full", "without=cifar-10")
+
+
+def _one_pretraining(scale: scales.Scale) -> dict:
+    """Results as pipeline.condition gives them where each seed fine-tunes the one pre-training
+    of its condition (Scale.replicate FINETUNING): the source accuracy and the probes are that
+    network's, the same for every seed; the fine-tunings differ."""
+    c, fine = claims.coarse(scale), f"{claims.fine_probe(scale)}/linear"
+    per = {"full": (80.0, 70.0, 50.0), "images-per-class=500": (60.0, 60.0, 49.0),
+           c: (75.0, 60.0, 48.0)}
+    out = {cond: {s: {"source_top1": src, "source_classes": 16, "pretrain_run": f"pre/{cond}",
+                      fine: probe, T: tgt + s / 2}
+                  for s in scale.seeds} for cond, (src, probe, tgt) in per.items()}
+    out["random"] = {s: {fine: 20.0, T: 40.0 + s / 4} for s in scale.seeds}
+    return out
+
+
+def test_the_claims_read_one_pretraining_per_condition_fine_tuned_per_seed():
+    """Paper scale's default layout: a statistic that reads fine-tunings has a value per seed,
+    and its interval holds the fine-tunings' variance only; one that reads only the pre-trained
+    network (probes, source accuracy) is one measurement, not three copies of it: no interval,
+    so inconclusive, and its reports say why. Under PRETRAINING the same rules read every seed."""
+    one = replace(SMOKE, seeds=(0, 1, 2), replicate=scales.FINETUNING)
+    each = replace(one, replicate=scales.PRETRAINING)
+    r = _one_pretraining(one)
+    s4, s53 = claims.CLAIMS["section4"], claims.CLAIMS["section5_3"]
+    assert len(s4.per_seed(r, one)) == 3 and s4.variance(one) == "fine-tuning only"
+    est, verdict = s4.verdict(r, one)
+    assert est.n == 3 and not math.isnan(est.lo) and verdict != claims.UNTESTABLE
+    assert s53.per_seed(r, one) == [80.0] and s53.verdict(r, one)[1] == claims.INCONCLUSIVE
+    assert s53.variance(one) == "none (one pre-training, probed once)"
+    # the same numbers read as three pre-trainings: three identical values, a zero-width
+    # interval and a verdict -- what counting copies as replicates would claim
+    assert s53.per_seed(r, each) == [80.0] * 3 and s53.verdict(r, each)[1] == claims.REPRODUCED
+    assert s4.variance(each) == "pre-training and fine-tuning"
+    # the source's own numbers count each pre-training once, named by its run
+    assert claims.halving_cost(r).n == 1
+    distinct = {c: {s: {**v, "pretrain_run": f"{v.get('pretrain_run')}/{s}"}
+                    for s, v in per.items()} for c, per in r.items()}
+    assert claims.halving_cost(distinct).n == 3
+
+
+def test_a_report_says_what_its_interval_s_variance_is_made_of():
+    one = replace(SMOKE, seeds=(0, 1, 2), replicate=scales.FINETUNING)
+    r = _one_pretraining(one)
+    text = report._markdown(report.section(claims.CLAIMS["section4"], one, r))
+    assert "each seed another fine-tuning of each condition's one pre-training, seed 0's" in text
+    assert "(spread over seeds: fine-tuning only)" in text
+    text = report._markdown(report.section(claims.CLAIMS["section4"], SMOKE, r))
+    assert "each seed a pre-training of its own" in text
+    assert "(spread over seeds: pre-training and fine-tuning)" in text

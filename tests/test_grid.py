@@ -14,22 +14,29 @@ import torch
 from itl import claims, cli, data, grid, pipeline, runs, scales
 
 
-def test_jobs_are_every_condition_and_seed_once_with_every_claims_probes():
+def test_jobs_are_every_pretraining_and_seed_once_with_every_claims_probes():
     scale = scales.get("smoke")
     found = grid.jobs("smoke")
     conds = list(dict.fromkeys(c for claim in claims.CLAIMS.values()
                                for c in claim.conditions(scale)))
+    # one run under two names, so one job, named as its runs name it, where it first appears
+    same = {"images-per-class=1000": claims.FULL, "budget=1000x500": "images-per-class=500"}
+    merged = list(dict.fromkeys(same.get(c, c) for c in conds))
     assert [(j.condition, j.seed) for j in found] == \
-        [(c, s) for c in conds + [pipeline.RANDOM] for s in scale.seeds]
+        [(c, s) for c in merged + [pipeline.RANDOM] for s in scale.seeds]
     by = {(j.condition, j.seed): j for j in found}
+    assert by[(claims.FULL, 0)].aliases == ("images-per-class=1000",)
+    assert by[("images-per-class=500", 0)].aliases == ("budget=1000x500",)
+    assert all(j.seeds == (j.seed,) for j in found)  # smoke: each seed its own pre-training
+    name = {a: j.condition for j in found for a in (j.condition,) + j.aliases}
     for claim in claims.CLAIMS.values():  # each job computes what every claim asks of it
         for c in claim.conditions(scale) + (pipeline.RANDOM,):
-            assert set(claim.probes(scale)) <= set(by[(c, 0)].probes), (claim.id, c)
-            assert claim.id in by[(c, 0)].claims
+            assert set(claim.probes(scale)) <= set(by[(name[c], 0)].probes), (claim.id, c)
+            assert claim.id in by[(name[c], 0)].claims
     assert len(by[(claims.FULL, 0)].claims) > 1  # shared: one job, not one per claim
     only = grid.jobs("smoke", grid.select("section4"))
-    assert {j.condition for j in only} == set(claims.SECTION4.conditions(scale)) | {
-        pipeline.RANDOM}
+    assert {j.condition for j in only} | {a for j in only for a in j.aliases} == set(
+        claims.SECTION4.conditions(scale)) | {pipeline.RANDOM}
     assert grid.select("section5") == tuple(c for c in claims.CLAIMS if "section5" in c)
 
 
@@ -40,12 +47,55 @@ def test_a_job_calls_the_pipeline_as_the_experiments_do(monkeypatch):
     monkeypatch.setattr(pipeline, "condition", lambda *a, **k: calls.append((a, k)) or {"x": 1})
     job = grid.jobs("smoke")[0]
     env = {"ITL_RUNS": "/somewhere/runs"}  # conftest restores it
-    assert grid.Task(job, env)() == {"x": 1}
+    assert grid.Task(job, env)() == {job.seed: {"x": 1}}
     assert os.environ["ITL_RUNS"] == "/somewhere/runs"
     assert calls == [(("smoke", job.condition, job.seed),
                       {"compute": True, "probes": job.probes})]
     again = grid.Task(job, env).checkpoint()  # what submitit requeues: the same job
     assert again.function.job == job and again.function.env == env and not again.args
+    # where the seeds replicate only the fine-tunings, one job runs every seed's transfers
+    calls.clear()
+    job = grid.Job("paper", claims.FULL, 0, replicates=(0, 1, 2))
+    assert grid.Task(job, env)() == {0: {"x": 1}, 1: {"x": 1}, 2: {"x": 1}}
+    assert [a for a, _ in calls] == [("paper", claims.FULL, s) for s in (0, 1, 2)]
+
+
+def test_the_grid_and_the_claims_consume_one_pretraining_per_condition(monkeypatch):
+    """The paper scale's layout end to end, the training faked: each job pre-trains its
+    condition once (seed 0), fine-tunes it (and detects) with every seed and probes it once;
+    the claims, given the jobs' results by seed and condition (aliases too, as the reports
+    show them), judge fine-tuned statistics on 3 values and probe-only ones on 1."""
+    pre, moves = [], []
+
+    def pretrain(scale, subset, seed, compute=True):
+        pre.append((subset, seed))
+        ipc = {"images-per-class=500": 50.0, "images-per-class=250": 45.0,
+               "images-per-class=125": 40.0, "images-per-class=50": 30.0}
+        return {"source_top1": ipc.get(subset, 57.0), "classes": 1000,
+                "run": f"pretrain/{subset}/{seed}"}
+
+    def transfer_one(scale, run, target, method, seed, compute=True, repeat=0):
+        moves.append((run, method, seed))
+        base = 20.0 if run == pipeline.RANDOM else 40.0 + len(run) % 7
+        return {"top1": base + (seed / 10 if method in pipeline.FINE_TUNED else 0.0)}
+
+    monkeypatch.setattr(pipeline, "pretrain", pretrain)
+    monkeypatch.setattr(pipeline, "transfer_one", transfer_one)
+    scale, results = scales.get("paper"), {}
+    for job in grid.jobs("paper"):
+        got = grid.Task(job, {})()
+        assert set(got) == {0, 1, 2}
+        for name in (job.condition,) + job.aliases:
+            results[name] = got
+    assert {s for _, s in pre} == {0} and len(set(pre)) == 18  # one pre-training each
+    assert {s for _, m, s in moves if m in pipeline.FINE_TUNED} == {0, 1, 2}
+    assert {s for _, m, s in moves if m not in pipeline.FINE_TUNED} == {0}
+    for cid, claim in claims.CLAIMS.items():
+        values = claim.per_seed(results, scale)
+        assert len(values) == (3 if claim.uses_target else 1), cid
+        if not claim.uses_target:
+            assert claim.verdict(results, scale)[1] == claims.INCONCLUSIVE, cid
+    assert claims.halving_cost(results).n == 1
 
 
 def test_done_jobs_are_not_submitted_and_the_dry_run_says_so(monkeypatch):
@@ -76,7 +126,7 @@ def test_paper_dry_run_without_data(capsys, monkeypatch, tmp_path):
                      "--gpus-per-job", "8", "--dry-run"]) == 0
     out = capsys.readouterr().out
     n = len(grid.jobs("paper"))
-    assert n == 21 * 3 and f"{n} jobs" in out and out.count("| to submit ") == n
+    assert n == 19 and f"{n} jobs" in out and out.count("| to submit ") == n
     assert "assumed (not measured on a GPU yet): 10000 img/s" in out
     assert "| 450,000 x 256 " in out
     for flag in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=8",
@@ -84,8 +134,9 @@ def test_paper_dry_run_without_data(capsys, monkeypatch, tmp_path):
                  "#SBATCH --signal=USR2@300", "submitit.core._submit"):
         assert flag in out, flag
     hours = float(re.search(r"GPU-hours: ([\d,.]+) for the whole grid", out)[1].replace(",", ""))
-    # 60 pre-trainings of 450,000 x 256 images at 10,000 img/s: 192 GPU-hours; and transfers
-    assert 60 * 450_000 * 256 / 10_000 / 3600 < hours < 2 * 60 * 450_000 * 256 / 10_000 / 3600
+    # 18 pre-trainings of 450,000 x 256 images at 10,000 img/s: 57.6 GPU-hours; and the
+    # transfers, rank 0's alone while the job holds its 8 GPUs
+    assert 18 * 450_000 * 256 / 10_000 / 3600 < hours < 3 * 18 * 450_000 * 256 / 10_000 / 3600
     bench = Path(os.environ["ITL_REPORTS"]) / "benchmarks"
     bench.mkdir(parents=True)
     (bench / "throughput-paper-synthetic-cuda.json").write_text(json.dumps(
@@ -97,14 +148,93 @@ def test_paper_dry_run_without_data(capsys, monkeypatch, tmp_path):
     assert "assumed (not measured" not in out and "#SBATCH" not in out
 
 
+def _rows(out: str) -> dict[str, list[str]]:
+    """The dry run's table: condition -> cells."""
+    cells = [[c.strip() for c in line.strip("|").split("|")]
+             for line in out.splitlines() if line.startswith("| ")]
+    return {r[0]: r for r in cells[1:]}
+
+
+def test_paper_dry_run_states_epochs_rates_and_probe_and_detection_work(capsys):
+    """Per job: its subset's images and epochs under the scale's schedule, and whether its
+    GPU-hours rest on measured or assumed rates; under the table, the grid's detection and
+    probe work. A CPU benchmark record turns the transfers' assumptions into this CPU's ratios
+    and measures the probes' CPU work; a GPU record measures the GPU steps."""
+    assert cli.main(["grid", "--scale", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    full = rows["full (= images-per-class=1000)"]
+    assert full[4] == "1,281,167" and full[5] == "89.9" and full[-1] == "assumed"
+    assert rows["images-per-class=50"][4:6] == ["50,000", "2,304.0"]
+    assert rows["images-per-class=500 (= budget=1000x500)"][5] == "230.4"
+    assert rows["split=random:a"][4].startswith("≈")  # 500 classes of unequal sizes
+    assert full[6] == "3 x sun397, 3 x voc2012-action, 3 x voc2007"
+    assert "Subsets' schedule: iterations" in out
+    assert "Detection: 57 fine-tunings, 3,990,000 steps of 2 images" in out  # 70,000 each
+    probes = re.search(r"Probes: ([\d,]+) images through", out)
+    assert probes and int(probes[1].replace(",", "")) > 19 * 2 * 19_850  # SUN-CLS's, at least
+    assert "k-NN similarity matrix is 239 GiB" in out  # 50,000 x 1,281,167 float32
+    bench = Path(os.environ["ITL_REPORTS"]) / "benchmarks"
+    bench.mkdir(parents=True)
+    steps = {"pretrain": {"seconds": 9.0, "cpu_seconds": 1.0, "batch": 10},
+             "detect": {"seconds": 9.0, "cpu_seconds": 2.0, "batch": 2},
+             "finetune:sun397": {"seconds": 9.0, "cpu_seconds": 5.0, "batch": 50},
+             "finetune:voc2012-action": {"seconds": 9.0, "cpu_seconds": 6.0, "batch": 60},
+             "features": {"seconds": 9.0, "cpu_seconds": 8.0, "batch": 256},
+             "lbfgs": {"seconds": 9.0, "cpu_seconds": 1.0, "batch": 4096, "macs": 1e10}}
+    (bench / "transfer-paper-cpu.json").write_text(json.dumps(
+        {"scale": "paper", "model": "caffenet", "cpu": "Some CPU", "threads": 1, "steps": steps}))
+    assert cli.main(["grid", "--scale", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "detect: assumed: 20.0 pre-training images of work, as Some CPU measured it" in out
+    assert _rows(out)["full (= images-per-class=1000)"][-1] == (
+        "measured: probes; assumed: pre-training, fine-tuning, detection")
+    assert "hours on one CPU thread, where itl runs them (measured on Some CPU" in out
+    (bench / "transfer-paper-cuda.json").write_text(json.dumps(
+        {"scale": "paper", "model": "caffenet", "device": "NVIDIA H200",
+         "steps": {"detect": {"seconds": 0.05, "cpu_seconds": 0.05, "batch": 2}}}))
+    assert cli.main(["grid", "--scale", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    # 57 detection fine-tunings x 70,000 steps x 0.05 s
+    assert "Detection: 57 fine-tunings, 3,990,000 steps of 2 images; 55.4 GPU-hours at 0.050 s " \
+           "a step (measured on NVIDIA H200" in out
+
+
+def test_the_dry_run_takes_the_seeds_and_schedule_chosen(capsys):
+    assert cli.main(["grid", "--scale", "paper", "--dry-run", "--seeds", "pre-training",
+                     "--schedule", "epochs"]) == 0
+    out = capsys.readouterr().out
+    assert "57 jobs" in out and "each seed a pre-training of its own (0, 1, 2)" in out
+    assert "Subsets' schedule: epochs" in out
+    row = _rows(out)["images-per-class=50"]  # 450,000 x 50,000 / 1,281,167 steps: 89.9 epochs
+    assert row[3:6] == ["17,562 x 256", "50,000", "89.9"]
+    assert _rows(out)["full (= images-per-class=1000)"][3] == "450,000 x 256"
+    assert "ITL_SEEDS" not in os.environ and "ITL_SCHEDULE" not in os.environ  # not left set
+
+
 def _fake_submission(scale: str, jid: str, job: grid.Job, launcher: str) -> Path:
     rec = grid.folder(scale) / "jobs.json"
     rec.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(rec.read_text()) if rec.exists() else {}
     old[jid] = {"condition": job.condition, "seed": job.seed, "launcher": launcher,
-                "submitted": "2026-01-01T00:00:00"}
+                "submitted": "2026-01-01T00:00:00"}  # as records were before "seeds"
+    if job.replicates:
+        old[jid]["seeds"] = list(job.seeds)
     rec.write_text(json.dumps(old))
     return grid.folder(scale) / "submitit" / "%j"
+
+
+def test_a_submission_in_flight_is_the_job_with_its_seeds():
+    """A paper job (seed 0's pre-training, fine-tuned with seeds 0, 1, 2) is not the job of
+    seed 0 alone submitted under ITL_SEEDS=pre-training: that one in flight leaves it to
+    submit; its own submission in flight does not."""
+    job = grid.jobs("paper")[0]
+    alone = grid.Job("paper", job.condition, 0, job.probes, job.claims)
+    ok = {job: False}
+    _fake_submission("paper", str(os.getpid()), alone, "local")  # a live process: running
+    assert grid.to_submit("paper", [job], ok) == ([job], {})
+    _fake_submission("paper", str(os.getppid()), job, "local")
+    assert grid.to_submit("paper", [job], ok) == ([], {job: f"running (job {os.getppid()})"})
 
 
 def test_status_names_failed_jobs_and_why(capsys):
@@ -155,6 +285,10 @@ def test_bad_grid_options_give_one_clear_error(args, message, capsys):
     (["--launcher", "pbs"], "invalid choice: 'pbs'"),
     (["--gpus-per-job", "0"], "'0' is not a number of GPUs"),
     (["--images-per-second", "-3"], "'-3' is not a throughput"),
+    (["--images-per-second", "inf"], "'inf' is not a throughput"),
+    (["--images-per-second", "nan"], "'nan' is not a throughput"),
+    (["--seeds", "both"], "invalid choice: 'both'"),
+    (["--schedule", "weeks"], "invalid choice: 'weeks'"),
     (["--dry-run", "--status"], "not allowed with argument"),
 ])
 def test_bad_grid_arguments_give_one_clear_error(args, message, capsys):
@@ -224,8 +358,8 @@ def test_a_preempted_job_requeues_itself_and_resumes_exactly(tmp_path, monkeypat
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "reference"))
     ref = pipeline.pretrain("smoke", claims.FULL, 0)
     ref_dir = tmp_path / "reference" / ref["run"]
-    assert result["source_top1"] == ref["source_top1"]
-    assert result["pretrain_run"] == ref["run"] and got_dir.name == ref_dir.name
+    assert result[0]["source_top1"] == ref["source_top1"]
+    assert result[0]["pretrain_run"] == ref["run"] and got_dir.name == ref_dir.name
     a, b = (torch.load(d / "checkpoint.pt", weights_only=False)["model"]
             for d in (got_dir, ref_dir))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -143,7 +143,8 @@ def test_settings_added_later_leave_every_stored_runs_hash_as_it_was(tmp_path, m
     assert key("small-v2", "full", 1) == "f7d098e65525e8c0edda"
     plain = train.config_dict(PretrainConfig())
     assert runs.config_hash({"pretrain": plain}) == "6f81af7b0ffe98ba87e1"
-    for change in ({"steps": 10}, {"crop": 28}, {"caffe_param_groups": True}):
+    for change in ({"steps": 10}, {"crop": 28}, {"caffe_param_groups": True},
+                   {"budget": train.EPOCHS}):
         assert train.config_dict(PretrainConfig(**change)) == {**plain, **change}
 
 
@@ -155,6 +156,25 @@ def test_a_step_budget_stands_for_caffes_max_iter():
     assert train.schedule(cfg, 1_281_167).steps_per_epoch == 5005
     with pytest.raises(ValueError, match="PretrainConfig steps=0: give a positive number"):
         PretrainConfig(steps=0)
+
+
+def test_a_subset_s_schedule_is_a_named_choice_of_fixed_iterations_or_fixed_epochs():
+    """docs/paper-protocol.md section 11: ITERATIONS gives every subset the full source's steps
+    and drops; EPOCHS the full source's epochs of its own images (steps scaled by subset /
+    full, drops at the same fractions, an epoch of its own images between checkpoints)."""
+    cfg = PretrainConfig(steps=450_000, batch_size=256, lr_drops=(2 / 9, 4 / 9, 6 / 9, 8 / 9))
+    full, ipc50 = 1_281_167, 50_000
+    assert train.schedule(cfg, full, ipc50) == train.schedule(cfg, full)
+    assert round(train.epochs(cfg, full, ipc50), 1) == 2304.0
+    ep = PretrainConfig(**{**cfg.__dict__, "budget": train.EPOCHS})
+    s = train.schedule(ep, full, ipc50)
+    assert (s.steps, s.steps_per_epoch, s.milestones) == (17_562, 196, (3903, 7805, 11708, 15611))
+    assert round(train.epochs(ep, full, ipc50), 1) == round(train.epochs(ep, full, full), 1) == 89.9
+    assert train.schedule(ep, full, full) == train.schedule(cfg, full)  # the full source: alike
+    assert train.schedule(PretrainConfig(epochs=12, batch_size=64, budget=train.EPOCHS),
+                          1280, 320).steps == 60  # 12 epochs of 320 images
+    with pytest.raises(ValueError, match="budget='weeks': choose one of iterations, epochs"):
+        PretrainConfig(budget="weeks")
 
 
 def test_without_a_crop_the_augmentation_draws_what_it_always_drew():
