@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from importlib import resources
@@ -205,9 +206,9 @@ def _rate(text: str) -> float:
         x = float(text)
     except ValueError:
         x = 0.0
-    if not 0 < x < float("inf"):  # nan and inf too
+    if not (x > 0 and math.isfinite(x)):
         raise argparse.ArgumentTypeError(f"{text!r} is not a throughput: give images per second "
-                                         "of one GPU, a positive number (e.g. 10000)")
+                                         "of one GPU, a positive finite number (e.g. 10000)")
     return x
 
 

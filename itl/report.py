@@ -371,6 +371,10 @@ def writing(scale_name: str) -> Iterator[Path]:
             cause = e.__cause__ if isinstance(e, paths.StoreError) else e
             why = (f"{cause.strerror}" + (f": {cause.filename}" if cause.filename else "")
                    if isinstance(cause, OSError) and cause.strerror else str(e))
+            failed = cause.args[0] if isinstance(cause, shutil.Error) and cause.args else None
+            if isinstance(failed, list) and failed:  # copytree: (src, dst, why) of every file
+                why = failed[0][2] + (f"; and {len(failed) - 1} more files" if failed[1:]
+                                      else "")
             raise paths.StoreError(
                 f"cannot write the {scale_name} reports to {out} ({why}); they are left as "
                 f"they were: free space or permissions of {root}, or set ITL_REPORTS to a "

@@ -201,6 +201,25 @@ def test_a_full_disk_while_copying_the_reports_is_named(fake_training, capsys, m
     assert _files(out) == before and [p.name for p in out.parent.iterdir()] == ["smoke"]
 
 
+
+def test_a_full_disk_failing_every_copy_is_one_short_line(fake_training, capsys, monkeypatch):
+    """A real copytree on a full disk fails every file and raises one shutil.Error listing them
+    all (a 200 KB "line" for the smoke reports): the first is named and the rest counted."""
+    out = _committed(capsys)
+    before = _files(out)
+    real = shutil.copytree
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
+
+    def copytree(src, dst, symlinks=False, ignore=None, copy_function=None, *rest, **kw):
+        return real(src, dst, symlinks, ignore, full, *rest, **kw)  # its recursion too
+    monkeypatch.setattr(shutil, "copytree", copytree)
+    err = _one_line_error(capsys, "report", "--scale", "smoke")
+    assert str(out) in err and "No space left on device" in err and "more" in err, err
+    assert len(err) < 1000, len(err)
+    assert _files(out) == before and [p.name for p in out.parent.iterdir()] == ["smoke"]
+
 def test_a_writer_killed_during_the_swap_loses_no_report(tmp_path, monkeypatch):
     """Killed between its two renames: the next writer puts the reports back first."""
     root = tmp_path / "reports"
@@ -251,6 +270,16 @@ def test_records_of_another_scale_are_refused(fake_training, capsys, monkeypatch
     code, text, err = _cli(capsys, "runs", "import", "--scale", "smoke", "--from", str(records))
     assert code == 0 and "imported " in text, err
 
+
+
+@pytest.mark.parametrize("rate", ["inf", "Infinity", "nan"])
+def test_a_throughput_that_is_not_a_finite_number_is_refused(rate, capsys):
+    """`itl grid --dry-run --images-per-second inf` printed 0 GPU-hours for every job."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["grid", "--dry-run", "--images-per-second", rate])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"{rate!r} is not a throughput" in err, err
+    assert len(err.splitlines()) == 1
 
 # ---------------------------------------------------------------- the soft lock
 
