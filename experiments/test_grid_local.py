@@ -4,7 +4,8 @@ same results, number for number, as `pytest experiments --scale smoke` (the defa
 trained here if the experiments have not run yet). CPU runs are bit-reproducible for a fixed
 number of threads, which every run fixes (devices.cpu_threads), so equal means equal.
 
-Expensive: the whole smoke grid twice at most (minutes on 2 CPU cores); smoke scale only.
+Expensive: the whole smoke grid twice at most (minutes on 2 CPU cores); smoke scale only. So
+the README's main job (`itl reproduce`) leaves it out and CI runs it on its own (.ci/run).
 """
 import pytest
 

@@ -862,3 +862,46 @@ def update_readme(readme: Path) -> None:
     if lost:
         raise ValueError(lost)
     paths.atomic_write_text(readme, f"{head}{README_BEGIN}\n{table}\n{README_END}{tail}")
+
+
+# ---------------------------------------------------------------- the first run's closing table
+
+REPOSITORY_REPORTS = Path(__file__).resolve().parent.parent / "reports"  # committed with the code
+BESIDE = ("smoke", "small-v2", "small")  # the scales `itl reproduce` ends by showing
+
+
+def summary_verdicts(summary: Path) -> dict[str, str]:
+    """{claim id: verdict} of the verdict table of a summary.md (write_summary); {} when the
+    file is absent."""
+    if not summary.is_file():
+        return {}
+    out = {}
+    for line in summary.read_text().splitlines():
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) == len(SUMMARY_HEADERS) and cells[0] in claims.CLAIMS:
+            out[cells[0]] = cells[2]
+    return out
+
+
+def verdicts_beside(scale_name: str, scale_names: tuple[str, ...] = BESIDE) -> str:
+    """What `itl reproduce` ends with: a table claim | one column per scale, the verdicts of
+    `scale_name` from the summary this run rendered (ITL_REPORTS) and every other scale's from
+    the summary committed in the repository's reports/, then a line per column saying where it
+    comes from. A claim a summary does not judge is "not run"."""
+    names = (scale_name,) + tuple(n for n in scale_names if n != scale_name)
+    where = {n: (paths.reports_dir() if n == scale_name else REPOSITORY_REPORTS) / n
+             / "summary.md" for n in names}
+    got = {n: summary_verdicts(f) for n, f in where.items()}
+    rows = [[cid] + [got[n].get(cid, "not run") for n in names] for cid in claims.CLAIMS]
+    lines = [tabulate(rows, ["claim", *names], tablefmt="github"), ""]
+    for n in names:
+        what = ("this run" if n == scale_name else "committed; CI re-derives it from the run "
+                f"records in {where[n].parent / 'runs'}" if (where[n].parent / "runs").is_dir()
+                else "committed")
+        lines.append(f"{n}: {where[n]} ({what}" + ("" if where[n].is_file() else "; absent")
+                     + ")")
+    if "smoke" in names:
+        lines.append("smoke data is generated: its verdicts check the machinery and are no "
+                     "evidence about the paper; small-v2 and small train on real data "
+                     "(README, Scales)")
+    return "\n".join(lines)
