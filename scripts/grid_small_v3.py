@@ -1,8 +1,10 @@
 """The small v3 grid on one CPU machine, in an order that answers the headline claims first:
 every job of `itl grid --scale small` (each condition x seed once, with the probes of every
 claim that uses it), run two at a time (one thread each: the scale's cpu_threads), random init
-first, then seed by seed the conditions of claims 4, 5.2-5.4, 5.6a and 6, then the rest. Jobs
-already done in the run store are skipped, so it resumes where a session stopped.
+first, then seed by seed the conditions of claims 4, 5.2-5.4, 5.6a and 6, then claim by claim
+(THEN: the cheapest claims first, all seeds of one before the next) so that every session ends
+with whole claims to commit. Jobs already done in the run store are skipped, so it resumes
+where a session stopped. The order decides only when a job runs, never what it computes.
 
     python scripts/grid_small_v3.py [--jobs 2] [--only N]    # N: stop after N jobs
     python scripts/grid_small_v3.py --list                  # the order, and what is done
@@ -20,6 +22,7 @@ from itl import grid, pipeline
 SCALE = "small"
 FIRST = (pipeline.RANDOM, "full", "images-per-class=500", "labels=down-up:29",
          "without=pascal-voc", "extra=40")  # claims 4, 5.2, 5.3, 5.4, 5.6a, 6
+THEN = ("section5_5", "section5_6a", "section4", "section5_6b", "section5_1")  # fewest jobs first
 
 
 def ordered() -> list[grid.Job]:
@@ -30,7 +33,8 @@ def ordered() -> list[grid.Job]:
             return (0, j.seed, 0)
         if j.condition in FIRST:
             return (1, j.seed, FIRST.index(j.condition))
-        return (2, j.seed, j.condition)
+        first = min((THEN.index(c) for c in j.claims if c in THEN), default=len(THEN))
+        return (2, first, j.seed, j.condition)
     return sorted(found, key=rank)
 
 
