@@ -108,8 +108,9 @@ def _readme(tmp_path: Path, table: str) -> Path:
 
 
 def test_the_readme_keeps_a_column_whose_reports_are_missing(capsys, monkeypatch, tmp_path):
-    """The committed README's table (smoke and small-v2 columns) with ITL_REPORTS holding
-    only smoke: one line naming small-v2's missing records, the README untouched."""
+    """The committed README's table (smoke, small-v2 and small columns) with ITL_REPORTS
+    holding only smoke: one line naming the missing columns and their records, the README
+    untouched."""
     reports = tmp_path / "reports"
     reports.mkdir()
     (reports / "smoke").symlink_to(ROOT / "reports" / "smoke")
@@ -119,8 +120,9 @@ def test_the_readme_keeps_a_column_whose_reports_are_missing(capsys, monkeypatch
     text = readme.read_text()
     assert "| small-v2 " in text
     err = _one_line_error(capsys, "report", "--readme", str(readme))
-    assert str(readme) in err and "small-v2 would be dropped" in err
-    assert str(reports / "small-v2" / "runs") in err and "nothing written" in err
+    assert str(readme) in err and "column(s) small-v2, small would be dropped" in err
+    assert str(reports / "small-v2" / "runs") in err and str(reports / "small" / "runs") in err
+    assert "nothing written" in err
     assert readme.read_text() == text
 
     readme = _readme(tmp_path, report.readme_table())  # a table of what is here: rewritten
