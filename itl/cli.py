@@ -262,6 +262,8 @@ def _grid(a: argparse.Namespace) -> int:
 
 
 def cmd_data_status(a: argparse.Namespace) -> int:
+    if a.only is not None:
+        scales.get(a.only)  # an unknown scale is a ValueError naming the scales
     for line in status.lines(a.only):
         print(line)
     return 0
