@@ -9,21 +9,20 @@ the README's main job (`itl reproduce`) leaves it out and CI runs it on its own 
 """
 import pytest
 
-from itl import claims, cli, pipeline, scales
+from itl import claims, cli, pipeline
 
 
-def test_the_local_grid_gives_the_experiments_results(scale_name, tmp_path, monkeypatch):
-    if scale_name != "smoke":
+def test_the_local_grid_gives_the_experiments_results(scale, tmp_path, monkeypatch):
+    if scale.name != "smoke":
         pytest.skip(f"the grid's equality with the experiments is checked at smoke scale only "
-                    f"(the {scale_name} grid needs a cluster: itl grid --launcher slurm)")
-    scale = scales.get(scale_name)
-    wanted = {cid: pipeline.results(scale_name, c.conditions(scale), probes=c.probes(scale))
+                    f"(the {scale.name} grid needs a cluster: itl grid --launcher slurm)")
+    wanted = {cid: pipeline.results(scale, c.conditions(scale), probes=c.probes(scale))
               for cid, c in claims.CLAIMS.items()}  # as the experiments compute them
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "grid-runs"))
-    assert cli.main(["grid", "--scale", scale_name, "--launcher", "local", "--jobs", "2"]) == 0
+    assert cli.main(["grid", "--scale", scale.name, "--launcher", "local", "--jobs", "2"]) == 0
     for cid, c in claims.CLAIMS.items():
-        got = pipeline.results(scale_name, c.conditions(scale), compute=False,
+        got = pipeline.results(scale, c.conditions(scale), compute=False,
                                probes=c.probes(scale))
         assert got == wanted[cid], cid
         assert all(len(got[k]) == len(scale.seeds) for k in c.conditions(scale)), cid
-    assert cli.main(["grid", "--scale", scale_name, "--launcher", "local"]) == 0  # all done
+    assert cli.main(["grid", "--scale", scale.name, "--launcher", "local"]) == 0  # all done

@@ -176,15 +176,15 @@ SOURCE_SHAPES = {"small": (80_000, 160), "imagenet64": (1_281_167, 1000),
 SYNTHETIC_MAX = 100_000  # images generated at most (the schedule still counts the real source)
 
 
-def synthetic(scale_name: str, seed: int = 0) -> data.ImageSet:
+def synthetic(scale: scales.Scale, seed: int = 0) -> data.ImageSet:
     """Random uint8 images and labels in the shape of the scale's full source (at most
     SYNTHETIC_MAX of them)."""
-    if scale_name not in SOURCE_SHAPES:
-        raise ValueError(f"no synthetic source for scale {scale_name!r}: choose one of "
+    if scale.name not in SOURCE_SHAPES:
+        raise ValueError(f"no synthetic source for scale {scale.name!r}: choose one of "
                          f"{', '.join(SOURCE_SHAPES)}")
-    n, c = SOURCE_SHAPES[scale_name]
+    n, c = SOURCE_SHAPES[scale.name]
     n = min(n, SYNTHETIC_MAX)
-    px = scales.get(scale_name).size or 64
+    px = scale.size or 64
     g = torch.Generator().manual_seed(seed)
     return data.ImageSet(torch.randint(0, 256, (n, 3, px, px), dtype=torch.uint8, generator=g),
                          torch.arange(n) % c, tuple(f"class{k:03d}" for k in range(c)))
@@ -633,7 +633,7 @@ def _main(a: argparse.Namespace, scale: scales.Scale) -> int:
     if scale.pretrain.crop is not None:
         return _inputs_main(a, scale)
     if a.synthetic:
-        images = synthetic(a.scale)
+        images = synthetic(scale)
         full = SOURCE_SHAPES[a.scale][0]
     else:
         src = data.load(scale.source, "train", scale.size)

@@ -276,7 +276,7 @@ def _per_pretraining(values: list[float], scale: scales.Scale) -> list[float]:
 
 
 def _primary(scale: scales.Scale) -> str:
-    return pipeline.primary_metric(scale.name)
+    return pipeline.primary_metric(scale)
 
 
 def secondary_metric(scale: scales.Scale) -> str | None:

@@ -98,7 +98,7 @@ def cmd_reproduce(a: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(a: argparse.Namespace) -> int:
-    m = pipeline.pretrain(a.scale, a.subset, a.seed)
+    m = pipeline.pretrain(scales.get(a.scale), a.subset, a.seed)
     print(f"source top-1 {m['source_top1']:.2f}% ({m['classes']} classes, "
           f"{m['train_images']} images, {m['steps']} steps)")
     print(paths.runs_dir() / m["run"])
@@ -114,12 +114,13 @@ def cmd_report(a: argparse.Namespace) -> int:
         report.update_readme(Path(a.readme))
         print(a.readme)
         return 0
-    out = paths.reports_dir() / a.scale
-    with report.writing(a.scale):  # records and report: all written, or none
-        kept = report.records_not_in_store(a.scale) if a.runs else []
+    scale = scales.get(a.scale)
+    out = paths.reports_dir() / scale.name
+    with report.writing(scale.name):  # records and report: all written, or none
+        kept = report.records_not_in_store(scale) if a.runs else []
         if a.runs:
-            report.export_runs(a.scale)
-        sections = report.render(a.scale)
+            report.export_runs(scale)
+        sections = report.render(scale)
     if a.runs:
         print(out / "runs")
     if kept:
@@ -221,7 +222,8 @@ def _rate(text: str) -> float:
 def cmd_grid(a: argparse.Namespace) -> int:
     chosen = {scales.SEEDS_VARIABLE: a.seeds, scales.SCHEDULE_VARIABLE: a.schedule}
     before = {k: os.environ.get(k) for k in chosen}
-    # read by scales.get while the command runs, and carried to every job it submits
+    # read by scales.get (in _grid) and carried to every job it submits, which resolves its
+    # scale again under them
     os.environ.update({k: v for k, v in chosen.items() if v is not None})
     try:
         return _grid(a)
@@ -238,9 +240,10 @@ def _grid(a: argparse.Namespace) -> int:
 
     from itl import grid
     ids = grid.select(a.k)
+    scale = scales.get(a.scale)  # with cmd_grid's --seeds and --schedule
     if a.status:
-        print(f"itl grid, scale {a.scale}: record in {grid.folder(a.scale)}")
-        print(tabulate(grid.status(a.scale, ids), ["condition", "seed", "state", "job",
+        print(f"itl grid, scale {scale.name}: record in {grid.folder(scale.name)}")
+        print(tabulate(grid.status(scale, ids), ["condition", "seed", "state", "job",
                                                    "reason"], tablefmt="github"))
         return 0
     launch = grid.Launch(launcher=a.launcher, partition=a.partition,
@@ -248,11 +251,11 @@ def _grid(a: argparse.Namespace) -> int:
                          mem_gb=a.mem_gb, timeout_min=a.timeout_min,
                          array_parallelism=a.array_parallelism, parallel=a.jobs)
     if a.dry_run:
-        print(grid.plan(a.scale, launch, ids, a.images_per_second))
+        print(grid.plan(scale, launch, ids, a.images_per_second))
         return 0
-    subs = grid.submit(a.scale, launch, ids, echo=lambda line: print(line, flush=True))
+    subs = grid.submit(scale, launch, ids, echo=lambda line: print(line, flush=True))
     if launch.launcher == "local":
-        rows = grid.status(a.scale, ids)
+        rows = grid.status(scale, ids)
         left = [r for r in rows if r[2] not in (grid.DONE, "")]
         print(f"itl grid: {len(rows) - len(left)} of {len(rows)} jobs done"
               + (f"; not done: {', '.join(f'{r[0]} seed {r[1]} ({r[2]})' for r in left)}"
@@ -262,6 +265,8 @@ def _grid(a: argparse.Namespace) -> int:
 
 
 def cmd_data_status(a: argparse.Namespace) -> int:
+    if a.only is not None:
+        scales.get(a.only)  # an unknown scale is a ValueError naming the scales
     for line in status.lines(a.only):
         print(line)
     return 0

@@ -17,9 +17,8 @@ def _chance(target: str) -> float:
     return 100.0 / len(data.load(target.partition("|")[0], "test").classes)
 
 
-def check_condition(claim: claims.Claim, scale_name: str, condition: str, seed: int) -> dict:
-    scale = scales.get(scale_name)
-    r = pipeline.condition(scale_name, condition, seed, probes=claim.probes(scale))
+def check_condition(claim: claims.Claim, scale: scales.Scale, condition: str, seed: int) -> dict:
+    r = pipeline.condition(scale, condition, seed, probes=claim.probes(scale))
     if condition != pipeline.RANDOM:  # the run condition() just trained or read
         pre = json.loads((paths.runs_dir() / r["pretrain_run"] / "metrics.json").read_text())
         assert pre["steps"] > 0 and pre["classes"] >= 2
@@ -30,12 +29,11 @@ def check_condition(claim: claims.Claim, scale_name: str, condition: str, seed: 
     return r
 
 
-def check_claim(claim: claims.Claim, scale_name: str) -> tuple[claims.Estimate, str]:
-    scale = scales.get(scale_name)
+def check_claim(claim: claims.Claim, scale: scales.Scale) -> tuple[claims.Estimate, str]:
     conds = claim.conditions(scale)
-    res = pipeline.results(scale_name, conds, probes=claim.probes(scale))  # trains what's missing
+    res = pipeline.results(scale, conds, probes=claim.probes(scale))  # trains what's missing
     assert all(len(res[c]) == len(scale.seeds) for c in conds + (pipeline.RANDOM,))
-    metric = pipeline.primary_metric(scale_name)
+    metric = pipeline.primary_metric(scale)
     chance = 0.0 if metric.endswith("/detect") else _chance(scale.targets[0])
     mean = {c: statistics.fmean(res[c][s][metric] for s in scale.seeds) for c in res}
     assert all(m > chance for c, m in mean.items() if c != pipeline.RANDOM), (mean, chance)
@@ -44,9 +42,9 @@ def check_claim(claim: claims.Claim, scale_name: str) -> tuple[claims.Estimate, 
         f"no pre-training beats random init on {metric}: {mean}")
     est, verdict = claim.verdict(res, scale)
     at = ", ".join(f"{f:g}x margin: {v}" for f, v in claim.verdicts(res, scale).items())
-    print(f"{claim.id} at {scale_name}: {est} vs margin {claim.margin:g} ({claim.direction}) "
+    print(f"{claim.id} at {scale.name}: {est} vs margin {claim.margin:g} ({claim.direction}) "
           f"-> {verdict} ({at})")
-    if scale_name != "smoke":
+    if scale.name != "smoke":
         assert verdict == claims.REPRODUCED, f"{claim.id}: {verdict}, {est}"
     return est, verdict
 
@@ -55,11 +53,11 @@ def make_tests(claim_id: str):
     """(test_condition, test_claim) of one section, for its experiment file."""
     claim = claims.CLAIMS[claim_id]
 
-    def test_condition(scale_name: str, condition: str, seed: int) -> None:
-        check_condition(claim, scale_name, condition, seed)
+    def test_condition(scale: scales.Scale, condition: str, seed: int) -> None:
+        check_condition(claim, scale, condition, seed)
 
-    def test_claim(scale_name: str) -> None:
-        check_claim(claim, scale_name)
+    def test_claim(scale: scales.Scale) -> None:
+        check_claim(claim, scale)
 
     test_condition.claim = claim
     return test_condition, test_claim

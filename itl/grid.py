@@ -83,7 +83,9 @@ CARRIED = ("ITL_RUNS", "ITL_DATA", "ITL_DETECTION", "ITL_LOCK", scales.SEEDS_VAR
 
 @dataclass(frozen=True)
 class Job:
-    scale: str
+    scale: str  # the scale's name, not the Scale: a job is a dict key here (a Scale holds
+    # dicts, so it has no hash) and crosses into another process (submitit's pickles, jobs.json,
+    # a requeue), where Task resolves it once, under the ITL_* variables the job carries
     condition: str  # a subset rule, or pipeline.RANDOM
     seed: int  # its pre-training's seed
     probes: tuple[tuple[str, str], ...] = ()  # (target, method) of every claim using it
@@ -133,12 +135,11 @@ def _canonical(condition: str) -> bool:
     return subsets.parse_rule(condition)[0] == condition.partition("=")[0]
 
 
-def jobs(scale_name: str, claim_ids: Sequence[str] | None = None) -> list[Job]:
+def jobs(scale: scales.Scale, claim_ids: Sequence[str] | None = None) -> list[Job]:
     """Every pre-training the claims (all by default) need, each once -- conditions with the
     same run key merged (`aliases`) -- for each pre-training seed, with the probes of all the
     claims that use it and the seeds whose fine-tunings follow it; the random-init baseline
     (every claim's floor) last."""
-    scale = scales.get(scale_name)
     names: dict[str, list[str]] = {}
     probes: dict[str, list] = {}
     users: dict[str, list] = {}
@@ -159,7 +160,7 @@ def jobs(scale_name: str, claim_ids: Sequence[str] | None = None) -> list[Job]:
         aliases = tuple(c for c in names[k] if c != name)
         for p in scale.pretrain_seeds:
             seeds = tuple(s for s in scale.seeds if scale.pretrain_seed(s) == p)
-            out.append(Job(scale_name, name, p, tuple(probes[k]), tuple(users[k]),
+            out.append(Job(scale.name, name, p, tuple(probes[k]), tuple(users[k]),
                            seeds if seeds != (p,) else (), aliases))
     return out
 
@@ -171,22 +172,22 @@ def _store_empty() -> bool:
     return not d.is_dir() or not any(d.glob("*/metrics.json"))
 
 
-def done(job: Job) -> bool:
-    """Whether every result of `job` is in the run store (pipeline.condition of each of its
-    seeds, looking up only); raises what a lookup raises where the data its run keys are made
-    from is not here."""
-    return all(pipeline.condition(job.scale, job.condition, s, compute=False,
+def done(scale: scales.Scale, job: Job) -> bool:
+    """Whether every result of `job`, a job of `scale`, is in the run store
+    (pipeline.condition of each of its seeds, looking up only); raises what a lookup raises
+    where the data its run keys are made from is not here."""
+    return all(pipeline.condition(scale, job.condition, s, compute=False,
                                   probes=job.probes) is not None for s in job.seeds)
 
 
-def states(found: list[Job]) -> tuple[dict[Job, bool | None], str]:
+def states(scale: scales.Scale, found: list[Job]) -> tuple[dict[Job, bool | None], str]:
     """done() of every job (None where it cannot be checked here), and a note saying why."""
     if _store_empty():
         return {j: False for j in found}, ""
     out, why = {}, ""
     for j in found:
         try:
-            out[j] = done(j)
+            out[j] = done(scale, j)
         except UNAVAILABLE as e:
             out[j], why = None, why or (str(e).splitlines() or [type(e).__name__])[0]
     if why:
@@ -211,19 +212,20 @@ class Task(submitit.helpers.Checkpointable):
         the pre-training, the others find it in the run store)."""
         os.environ.update(self.env)
         j = self.job
+        scale = scales.get(j.scale)  # in the job's process, under the variables it carries
         if self.gpus > 1:
-            if not self._pretrain_distributed():
+            if not self._pretrain_distributed(scale):
                 return None  # ranks above 0: their part was the pre-training
-        return {s: pipeline.condition(j.scale, j.condition, s, compute=True, probes=j.probes)
+        return {s: pipeline.condition(scale, j.condition, s, compute=True, probes=j.probes)
                 for s in j.seeds}
 
-    def _pretrain_distributed(self) -> bool:
+    def _pretrain_distributed(self, scale: scales.Scale) -> bool:
         """Pre-train under DDP on the job's GPUs, one task each; True on rank 0, which then
         runs the transfers alone."""
         import torch.distributed as dist
         env = submitit.helpers.TorchDistributedEnvironment().export(overwrite=True)
         if self.job.condition != pipeline.RANDOM:
-            pipeline.pretrain(self.job.scale, self.job.condition, self.job.seed)
+            pipeline.pretrain(scale, self.job.condition, self.job.seed)
         if dist.is_initialized():
             dist.destroy_process_group()
         os.environ.update(WORLD_SIZE="1", RANK="0", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1")
@@ -266,13 +268,13 @@ class Rate:
     measured: bool
 
 
-def rate(scale_name: str, given: float | None = None) -> Rate:
+def rate(scale: scales.Scale, given: float | None = None) -> Rate:
     """Pre-training images per second on one GPU: the benchmark record of the scale on CUDA
     (`python -m itl.bench`, reports/benchmarks/throughput-<scale>[-synthetic]-cuda.json; real
     images first), else `given` (--images-per-second), else the issue's target, marked assumed."""
-    model = scales.get(scale_name).pretrain.model
+    model = scale.pretrain.model
     for tag in ("", "-synthetic"):
-        f = paths.reports_dir() / "benchmarks" / f"throughput-{scale_name}{tag}-cuda.json"
+        f = paths.reports_dir() / "benchmarks" / f"throughput-{scale.name}{tag}-cuda.json"
         try:
             rec = json.loads(f.read_text())
         except (OSError, ValueError):
@@ -691,12 +693,12 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(nothing logged)"
 
 
-def status(scale_name: str, claim_ids: Sequence[str] | None = None) -> list[list[str]]:
+def status(scale: scales.Scale, claim_ids: Sequence[str] | None = None) -> list[list[str]]:
     """One row per job: condition, seed, state (done, not submitted, running / pending /
     submitted, failed, finished), job id, reason."""
-    found = jobs(scale_name, claim_ids)
-    ok, why = states(found)
-    subs = latest(scale_name)
+    found = jobs(scale, claim_ids)
+    ok, why = states(scale, found)
+    subs = latest(scale.name)
     rows = []
     for j in found:
         jid, rec = subs.get(_submission(j), ("", {}))
@@ -705,7 +707,7 @@ def status(scale_name: str, claim_ids: Sequence[str] | None = None) -> list[list
         elif not jid:
             state, reason = "not submitted", ""
         else:
-            state, reason = job_state(scale_name, jid, rec)
+            state, reason = job_state(scale.name, jid, rec)
         rows.append([j.condition, j.seed, state, jid, reason])
     if why:
         rows.append(["", "", "", "", why])
@@ -731,17 +733,16 @@ def _hours(x: float) -> str:
     return f"{x:,.2f}" if x < 100 else f"{x:,.0f}"
 
 
-def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None,
+def plan(scale: scales.Scale, launch: Launch, claim_ids: Sequence[str] | None = None,
          images_per_s: float | None = None) -> str:
     """The dry run: every job (one per pre-training) with its state, its subset's images and
     epochs, its fine-tunings, its probes' work and its projected GPU-hours (and whether their
     rates were measured or assumed), their totals, where each rate comes from, and (Slurm) the
     sbatch file that would be submitted."""
-    scale = scales.get(scale_name)
-    found = jobs(scale_name, claim_ids)
-    ok, why = states(found)
-    todo, flying = to_submit(scale_name, found, ok)
-    r, g = rate(scale_name, images_per_s), launch.gpus_per_job
+    found = jobs(scale, claim_ids)
+    ok, why = states(scale, found)
+    todo, flying = to_submit(scale.name, found, ok)
+    r, g = rate(scale, images_per_s), launch.gpus_per_job
     c = costs(scale, r)
     works = {j: work(scale, j) for j in found}
     hours = {j: gpu_hours(j, works[j], r, c, g) for j in found}
@@ -769,7 +770,7 @@ def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None
              if scale.replicate == scales.PRETRAINING else
              f"one pre-training per condition (seed {scale.pretrain_seeds[0]}), each seed "
              f"({', '.join(map(str, scale.seeds))}) another fine-tuning of it")
-    out = [f"itl grid, scale {scale_name}: {len(found)} jobs (one per pre-training, each "
+    out = [f"itl grid, scale {scale.name}: {len(found)} jobs (one per pre-training, each "
            f"followed by its transfers; {seeds}), {sum(bool(ok[j]) for j in found)} done, "
            f"{len(flying)} in flight, {len(todo)} to submit; launcher {launch.launcher}, {g} "
            f"GPU(s) per job. Subsets' schedule: {scale.pretrain.budget} "
@@ -793,7 +794,7 @@ def plan(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None
     if launch.launcher == "slurm":
         out.append(f"sbatch file of the array submitit would submit ({max(1, len(todo))} jobs; "
                    f"requeued on time-out up to {launch.max_timeouts} times):\n\n"
-                   + sbatch_script(launch, scale_name, max(1, len(todo))))
+                   + sbatch_script(launch, scale.name, max(1, len(todo))))
     return "\n".join(out)
 
 
@@ -848,34 +849,34 @@ def executor(scale_name: str, launch: Launch) -> submitit.Executor:
     return ex
 
 
-def submit(scale_name: str, launch: Launch, claim_ids: Sequence[str] | None = None,
+def submit(scale: scales.Scale, launch: Launch, claim_ids: Sequence[str] | None = None,
            echo=print) -> list[tuple[Job, str]]:
     """Submit every job not done nor in flight. Slurm: one job array, then return; local:
     `launch.parallel` jobs at once (each on its own GPUs where there are any), until all have
     ended. Returns (job, job id) of each submission; the record is ITL_RUNS/grid/<scale>/."""
-    found = jobs(scale_name, claim_ids)
-    ok, why = states(found)
+    found = jobs(scale, claim_ids)
+    ok, why = states(scale, found)
     if why:
         echo(f"itl grid: {why}")
-    todo, flying = to_submit(scale_name, found, ok)
+    todo, flying = to_submit(scale.name, found, ok)
     for j, s in flying.items():
         echo(f"{j}: not submitted again, {s}")
     if not todo:
         echo(f"itl grid: nothing to submit ({sum(bool(v) for v in ok.values())} of {len(found)} "
              "jobs done)")
         return []
-    paths.ensure_writable(folder(scale_name))
+    paths.ensure_writable(folder(scale.name))
     env = carried_env()
-    ex = executor(scale_name, launch)
+    ex = executor(scale.name, launch)
     if launch.launcher == "slurm":
         with ex.batch():
             futures = [ex.submit(Task(j, env, launch.gpus_per_job)) for j in todo]
         out = [(j, f.job_id) for j, f in zip(todo, futures)]
-        _note(scale_name, out, launch.launcher)
+        _note(scale.name, out, launch.launcher)
         echo(f"itl grid: submitted {len(out)} jobs as array {out[0][1].split('_')[0]}; "
-             f"`itl grid --scale {scale_name} --status` follows them")
+             f"`itl grid --scale {scale.name} --status` follows them")
         return out
-    return _run_local(scale_name, launch, ex, todo, env, echo)
+    return _run_local(scale.name, launch, ex, todo, env, echo)
 
 
 def _run_local(scale_name: str, launch: Launch, ex: submitit.Executor, todo: list[Job],

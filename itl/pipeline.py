@@ -67,10 +67,9 @@ def pretrain_config(scale: scales.Scale, m: subsets.Manifest, subset: str, seed:
     return cfg
 
 
-def pretrain(scale_name: str, subset: str, seed: int, compute: bool = True) -> dict | None:
+def pretrain(scale: scales.Scale, subset: str, seed: int, compute: bool = True) -> dict | None:
     """Metrics of the pre-training of condition (subset, seed), training it if needed (or, with
     compute=False, None when it has not been trained)."""
-    scale = scales.get(scale_name)
     m = manifest(scale, subset, seed, save=compute)
     cfg = pretrain_config(scale, m, subset, seed)
 
@@ -108,11 +107,10 @@ def target_images(target: str, split: str, seed: int, size: int | None = None) -
     return subsets.apply(m, images, chosen_only=split == "train")
 
 
-def transfer_one(scale_name: str, run: str, target: str, method: str, seed: int,
+def transfer_one(scale: scales.Scale, run: str, target: str, method: str, seed: int,
                  compute: bool = True, repeat: int = 0) -> dict | None:
     """Metrics of transferring pre-training `run` (or RANDOM) to `target` with `method`;
     `repeat` r > 0 is another fine-tuning of the same network, drawn with seed + 1000 r."""
-    scale = scales.get(scale_name)
     if method not in METHODS + ("detect",):
         raise ValueError(f"unknown transfer method {method!r}: choose one of {METHODS}, detect")
     settings = {"finetune": scale.finetune_config(target), "linear": scale.probe,
@@ -161,7 +159,7 @@ def target_metric(name: str) -> str:
 Lookup = Callable[[str, int], "dict | None"]  # (subset, seed) -> a pre-training's metrics
 
 
-def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
+def condition(scale: scales.Scale, subset: str, seed: int, compute: bool = True,
               probes: tuple[tuple[str, str], ...] = (),
               pretrained: Lookup | None = None) -> dict | None:
     """Source top-1 and every target x method result of one condition, plus the (target,
@@ -170,13 +168,12 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
     records, which hold no images to rebuild a manifest from). Seed `seed` fine-tunes the
     pre-training of scale.pretrain_seed(seed), which is also its probes' seed: its own, or
     where a seed replicates only the fine-tunings (Scale.replicate) the first seed's."""
-    scale = scales.get(scale_name)
     pre_seed = scale.pretrain_seed(seed)
     if subset == RANDOM:
         out, run = {}, RANDOM
     else:
         pre = (pretrained(subset, pre_seed) if pretrained
-               else pretrain(scale_name, subset, pre_seed, compute))
+               else pretrain(scale, subset, pre_seed, compute))
         if pre is None:
             return None
         out = {"source_top1": pre["source_top1"], "source_classes": pre["classes"],
@@ -189,7 +186,7 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
     for target, method in pairs:
         repeats = scale.finetune_config(target).repeats if method == "finetune" else 1
         s = seed if method in FINE_TUNED else pre_seed
-        got = [transfer_one(scale_name, run, target, method, s, compute, r)
+        got = [transfer_one(scale, run, target, method, s, compute, r)
                for r in range(repeats)]
         if any(r is None for r in got):
             return None
@@ -199,10 +196,9 @@ def condition(scale_name: str, subset: str, seed: int, compute: bool = True,
     return out
 
 
-def primary_metric(scale_name: str) -> str:
+def primary_metric(scale: scales.Scale) -> str:
     """The transfer result a claim is judged on: detection (the paper's headline PASCAL-DET)
     where the scale has a detection target, else fine-tuning on the first target."""
-    scale = scales.get(scale_name)
     if scale.judged:
         return scale.judged
     if scale.detection:
@@ -210,14 +206,14 @@ def primary_metric(scale_name: str) -> str:
     return f"{scale.targets[0]}/finetune"
 
 
-def results(scale_name: str, conditions: tuple[str, ...], compute: bool = True,
+def results(scale: scales.Scale, conditions: tuple[str, ...], compute: bool = True,
             probes: tuple[tuple[str, str], ...] = (), pretrained: Lookup | None = None) -> dict:
     """{condition: {seed: metrics}} for the conditions and the random-init baseline; with
     compute=False, only what the run store already holds."""
     out: dict = {}
     for cond in conditions + (RANDOM,):
-        for seed in scales.get(scale_name).seeds:
-            r = condition(scale_name, cond, seed, compute, probes, pretrained)
+        for seed in scale.seeds:
+            r = condition(scale, cond, seed, compute, probes, pretrained)
             if r is not None:
                 out.setdefault(cond, {})[seed] = r
     return out

@@ -164,6 +164,12 @@ def scale_name(request: pytest.FixtureRequest) -> str:
     return request.config.getoption("scale")
 
 
+@pytest.fixture(scope="session")
+def scale(scale_name: str) -> scales.Scale:
+    """The Scale of --scale, resolved once (with ITL_DETECTION as pytest_configure set it)."""
+    return scales.get(scale_name)
+
+
 @pytest.fixture(autouse=True)
 def restore_rng():
     """Leave the global RNGs as the test found them."""
@@ -177,7 +183,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if hasattr(config, "workerinput") or not _SECTIONS_RUN:
         return  # xdist workers leave reporting to the controller
-    scale = config.getoption("scale")
+    scale = scales.get(config.getoption("scale"))
     sections = report.render(scale, time.time() - config._itl_start)  # every section: none stale
     config._itl_report = [s for s in sections if s["claim"].id in _SECTIONS_RUN]
 

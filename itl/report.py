@@ -68,10 +68,9 @@ def _paper_cell(values: list[dict], condition: str) -> str:
     return "; ".join(f"{v['task']} {v['metric']} {v['value']} [{v['source']}]" for v in hits)
 
 
-def section(claim: claims.Claim, scale_name: str, results: dict) -> dict:
+def section(claim: claims.Claim, scale: scales.Scale, results: dict) -> dict:
     """Verdict and table of one claim from {condition: {seed: metrics}}."""
-    scale = scales.get(scale_name)
-    metric = pipeline.primary_metric(scale_name)
+    metric = pipeline.primary_metric(scale)
     est, verdict = claim.verdict(results, scale)
     cols = _metrics(claim, scale)
     pv = paper_values().get(claim.id, {})
@@ -384,11 +383,11 @@ def writing(scale_name: str) -> Iterator[Path]:
         shutil.rmtree(stage_root, ignore_errors=True)
 
 
-def write_section(claim: claims.Claim, scale_name: str) -> dict:
+def write_section(claim: claims.Claim, scale: scales.Scale) -> dict:
     """Render reports/<scale>/<section>.md (+ plot and its data, + JSON, + metrics) from the
     run store, or remove them when the store does not hold all of the section's results."""
-    s = store_section(claim, scale_name)
-    write_section_files(s, paths.reports_dir() / scale_name)
+    s = store_section(claim, scale)
+    write_section_files(s, paths.reports_dir() / scale.name)
     return s
 
 
@@ -414,10 +413,9 @@ def write_section_files(s: dict, out: Path) -> None:
     paths.atomic_write_json(out / "metrics" / f"{cid}.json", metrics_record(s))
 
 
-def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]]:
+def _records(folder: Path, kind: str, scale: scales.Scale) -> list[tuple[dict, dict]]:
     """(config, metrics) of every finished run of `kind` and the scale under `folder` (its
     runs carry the scale's key and protocol; pilots' runs are never a scale's)."""
-    scale = scales.get(scale_name)
     out = []
     for f in sorted((folder / kind).glob("*/metrics.json")):
         if not runs.is_run_name(f.parent.name):  # <hash>.corrupt-<time>: set aside, not a run
@@ -433,21 +431,21 @@ def _records(folder: Path, kind: str, scale_name: str) -> list[tuple[dict, dict]
     return out
 
 
-def run_records(scale_name: str) -> list[tuple[str, dict, dict]]:
+def run_records(scale: scales.Scale) -> list[tuple[str, dict, dict]]:
     """(kind, config, metrics) of every finished run of the scale in the run store."""
     return [(kind, cfg, m) for kind in runs.KINDS
-            for cfg, m in _records(paths.runs_dir(), kind, scale_name)]
+            for cfg, m in _records(paths.runs_dir(), kind, scale)]
 
 
-def _store_and_committed(scale_name: str) -> list[tuple[str, dict, dict]]:
+def _store_and_committed(scale: scales.Scale) -> list[tuple[str, dict, dict]]:
     """run_records, with the run records committed beside the report of the runs the store
     lacks (what a section rendered from those records is made of)."""
-    got = run_records(scale_name)
-    folder = committed_records(scale_name)
+    got = run_records(scale)
+    folder = committed_records(scale.name)
     if folder.is_dir():
         have = {m["run"] for _, _, m in got}
         got += [(kind, cfg, m) for kind in runs.KINDS
-                for cfg, m in _records(folder, kind, scale_name) if m["run"] not in have]
+                for cfg, m in _records(folder, kind, scale) if m["run"] not in have]
     return got
 
 
@@ -489,27 +487,26 @@ def _source_top1(sections: list[dict]) -> str:
     return out + "\n\n" if out else ""
 
 
-def _detection_note(scale_name: str) -> str:
-    skipped = _skipped_detection(scales.get(scale_name))
+def _detection_note(scale: scales.Scale) -> str:
+    skipped = _skipped_detection(scale)
     if not skipped:
         return ""
     return (f"\n\nDetection ({', '.join(f'`{t}`' for t in skipped)}) not run "
             f"(`ITL_DETECTION=off`): claims are judged on "
-            f"`{pipeline.primary_metric(scale_name)}`.")
+            f"`{pipeline.primary_metric(scale)}`.")
 
 
-def store_section(claim: claims.Claim, scale_name: str) -> dict:
+def store_section(claim: claims.Claim, scale: scales.Scale) -> dict:
     """Section `claim` from what the run store holds (no files written)."""
-    scale = scales.get(scale_name)
-    return section(claim, scale_name, pipeline.results(
-        scale_name, claim.conditions(scale), compute=False, probes=claim.probes(scale)))
+    return section(claim, scale, pipeline.results(
+        scale, claim.conditions(scale), compute=False, probes=claim.probes(scale)))
 
 
-def _every_claim(scale_name: str, sections: list[dict]) -> list[dict]:
+def _every_claim(scale: scales.Scale, sections: list[dict]) -> list[dict]:
     """`sections`, completed from the run store with every other claim, in claims.CLAIMS order."""
     given = {s["claim"].id: s for s in sections}
-    return [given[c.id] if c.id in given else store_section(c, scale_name)
-            for c in claims.for_scale(scales.get(scale_name)).values()]
+    return [given[c.id] if c.id in given else store_section(c, scale)
+            for c in claims.for_scale(scale).values()]
 
 
 def summary_rows(sections: list[dict]) -> list[list[str]]:
@@ -524,25 +521,18 @@ SUMMARY_HEADERS = ["claim", "question", "verdict", "statistic (95% CI)", "margin
                    "at 0.5x / 1x / 2x margin", "the paper's finding"]
 
 
-def earlier_protocols(scale_name: str) -> list[str]:
-    """The scales kept as earlier protocols of `scale_name` (their runs carry its name:
-    `small-v2` for `small`), oldest first."""
-    return sorted((n for n, s in scales.SCALES.items() if s.stored_as == scale_name),
-                  key=lambda n: scales.SCALES[n].protocol)
+def _protocol_label(scale: scales.Scale) -> str:
+    return f"{scale.name} (protocol {scale.protocol}, claims v{scale.claims})"
 
 
-def _protocol_label(scale_name: str) -> str:
-    s = scales.SCALES[scale_name]
-    return f"{scale_name} (protocol {s.protocol}, claims v{s.claims})"
-
-
-def protocols_beside(scale_name: str, sections: list[dict]) -> dict[str, list[dict]]:
-    """{protocol: sections}: each earlier protocol's, re-derived from the run records committed
-    under reports/<earlier>/runs (where there are some), then `sections`, this protocol's."""
-    root = final(scale_name).parent
-    out = {_protocol_label(n): sections_from_records(n, root / n / "runs")
-           for n in earlier_protocols(scale_name) if (root / n / "runs").is_dir()}
-    out[_protocol_label(scale_name)] = sections
+def protocols_beside(scale: scales.Scale, sections: list[dict]) -> dict[str, list[dict]]:
+    """{protocol: sections}: each earlier protocol's (scales.earlier), re-derived from the run
+    records committed under reports/<earlier>/runs (where there are some), then `sections`,
+    this protocol's."""
+    root = final(scale.name).parent
+    out = {_protocol_label(e): sections_from_records(e, root / e.name / "runs")
+           for e in scales.earlier(scale) if (root / e.name / "runs").is_dir()}
+    out[_protocol_label(scale)] = sections
     return out
 
 
@@ -565,38 +555,38 @@ def _verdicts_beside(protocols: dict[str, list[dict]]) -> str:
             + tabulate(rows, ["claim", *protocols], tablefmt="github") + "\n\n")
 
 
-def write_forest(scale_name: str, protocols: dict[str, list[dict]], out: Path) -> None:
+def write_forest(scale: scales.Scale, protocols: dict[str, list[dict]], out: Path) -> None:
     """forest.png and its data, forest.csv: every claim's statistic, interval and margin under
     each protocol of the scale (`protocols_beside`)."""
     table = forest.rows(protocols, has_results)
     forest.plot(table, out / "forest.png",
-                f"itl, scale {scale_name}: the claims' statistics under "
+                f"itl, scale {scale.name}: the claims' statistics under "
                 + " and ".join(protocols))
     paths.atomic_write_text(out / "forest.csv", forest.to_csv(table))
 
 
-def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | None) -> Path:
+def write_summary(scale: scales.Scale, sections: list[dict], wall_seconds: float | None) -> Path:
     """reports/<scale>/summary.md: verdicts of the sections that have results, the source
     task's top-1, and the seconds and device of every run they are made of; `wall_seconds` is
     the pytest session's (None when rendered from the run store, as `itl report` and DVC do).
     Claims missing from `sections` are looked up in the run store, so the summary shows what
     the store holds whichever sections a session ran."""
-    out = paths.ensure_writable(paths.reports_dir() / scale_name)
-    sections = _every_claim(scale_name, sections)
+    out = paths.ensure_writable(paths.reports_dir() / scale.name)
+    sections = _every_claim(scale, sections)
     ran = [s for s in sections if has_results(s)]
     skipped = [s["claim"].id for s in sections if not has_results(s)]
-    protocols = protocols_beside(scale_name, sections)
-    write_forest(scale_name, protocols, out)
-    text = (f"# itl summary, scale `{scale_name}`\n\n"
+    protocols = protocols_beside(scale, sections)
+    write_forest(scale, protocols, out)
+    text = (f"# itl summary, scale `{scale.name}`\n\n"
             + tabulate(summary_rows(sections), SUMMARY_HEADERS, tablefmt="github")
             + (f"\n\nNot run (or not all of their conditions) at this scale yet: "
                f"{', '.join(skipped)}." if skipped else "")
-            + _detection_note(scale_name)
+            + _detection_note(scale)
             + "\n\n" + (_verdicts_beside(protocols) if len(protocols) > 1 else "")
             + "The statistics, their intervals and margins: `forest.png` (data: `forest.csv`)."
             + "\n\n" + _source_top1(ran)
             + "Seconds per run, as each run recorded them:\n\n"
-            + _timings(_store_and_committed(scale_name))
+            + _timings(_store_and_committed(scale))
             + f"\n\nRendered on {runs.provenance()['device']}, {os.cpu_count()} cores, "
             + f"{platform.platform()}. "
             + (f"Wall time of this pytest session: {wall_seconds:.0f} s.\n"
@@ -605,14 +595,14 @@ def write_summary(scale_name: str, sections: list[dict], wall_seconds: float | N
     return out / "summary.md"
 
 
-def render(scale_name: str, wall_seconds: float | None = None) -> list[dict]:
+def render(scale: scales.Scale, wall_seconds: float | None = None) -> list[dict]:
     """reports/<scale>/ from the run store, written all or nothing (`writing`): every claim's
     section files (written, or removed when neither the store nor the run records committed
     beside the report hold all its results: `_completed`), no files of claims itl no longer
     has, and the summary."""
-    with writing(scale_name) as out:
-        judges = claims.for_scale(scales.get(scale_name))
-        sections = _completed(scale_name, [store_section(c, scale_name) for c in judges.values()])
+    with writing(scale.name) as out:
+        judges = claims.for_scale(scale)
+        sections = _completed(scale, [store_section(c, scale) for c in judges.values()])
         for s in sections:
             write_section_files(s, out)
         known = {f for c in judges for f in section_files(c)}
@@ -620,7 +610,7 @@ def render(scale_name: str, wall_seconds: float | None = None) -> list[dict]:
                   *out.glob("metrics/*.json")]:
             if f.relative_to(out).as_posix() not in known:
                 f.unlink()
-        write_summary(scale_name, sections, wall_seconds)
+        write_summary(scale, sections, wall_seconds)
     return sections
 
 
@@ -642,15 +632,15 @@ def committed_records(scale_name: str) -> Path:
     return final(scale_name) / "runs"
 
 
-def _completed(scale_name: str, sections: list[dict]) -> list[dict]:
+def _completed(scale: scales.Scale, sections: list[dict]) -> list[dict]:
     """`sections` from the run store, each one the store lacks some results of taken instead
     from the run records committed beside the report where those hold them all (marked
     `from_records`): a run deleted from the store (to train it again) never takes its
     committed section with it."""
-    folder = committed_records(scale_name)
+    folder = committed_records(scale.name)
     if all(has_results(s) for s in sections) or not folder.is_dir():
         return sections
-    recorded = {r["claim"].id: r for r in sections_from_records(scale_name, folder)}
+    recorded = {r["claim"].id: r for r in sections_from_records(scale, folder)}
     out = []
     for s in sections:
         r = recorded.get(s["claim"].id)
@@ -659,17 +649,17 @@ def _completed(scale_name: str, sections: list[dict]) -> list[dict]:
     return out
 
 
-def records_not_in_store(scale_name: str) -> list[str]:
+def records_not_in_store(scale: scales.Scale) -> list[str]:
     """The run records committed under reports/<scale>/runs ("kind/hash") of runs the run
     store does not hold (deleted to train them again, or a store that never had them): kept by
     `export_runs`, never deleted."""
-    folder = committed_records(scale_name)
-    stored = {m["run"] for _, _, m in run_records(scale_name)}
+    folder = committed_records(scale.name)
+    stored = {m["run"] for _, _, m in run_records(scale)}
     return [f"{kind}/{d.name}" for kind in runs.KINDS for d in sorted((folder / kind).glob("*"))
             if runs.is_run_name(d.name) and f"{kind}/{d.name}" not in stored]
 
 
-def export_runs(scale_name: str) -> Path:
+def export_runs(scale: scales.Scale) -> Path:
     """reports/<scale>/runs/: the run store's records of the scale, to commit beside the
     report: `<kind>/<hash>/` with config, metrics and per-epoch log of every run (no
     checkpoints); `data/<name>/` with the fingerprint and class list of each prepared data set
@@ -679,10 +669,10 @@ def export_runs(scale_name: str) -> Path:
     store lacks is kept as it is (`records_not_in_store`), so deleting a run to train it again
     loses nothing; it is refused where the kept records were exported with another
     ITL_DETECTION. Written all or nothing (`writing`)."""
-    with writing(scale_name) as staged:
+    with writing(scale.name) as staged:
         out = staged / "runs"
-        kept = records_not_in_store(scale_name)
-        settings = committed_records(scale_name) / SETTINGS
+        kept = records_not_in_store(scale)
+        settings = committed_records(scale.name) / SETTINGS
         if kept and settings.is_file():
             was = json.loads(settings.read_text()).get("detection")
             if was != scales.detection_setting():
@@ -690,22 +680,22 @@ def export_runs(scale_name: str) -> Path:
                     f"{settings} says the run records were exported with ITL_DETECTION={was}, "
                     f"and {len(kept)} of them ({kept[0]}...) are not in the run store "
                     f"{paths.runs_dir()} to export again: set ITL_DETECTION={was}, or `itl "
-                    f"runs import --scale {scale_name}` and train them under "
+                    f"runs import --scale {scale.name}` and train them under "
                     f"ITL_DETECTION={scales.detection_setting()} (nothing written)")
-        for _, _, m in run_records(scale_name):
+        for _, _, m in run_records(scale):
             d = paths.runs_dir() / m["run"]
             for f in runs.RECORD_FILES:
                 if (d / f).exists():
                     paths.atomic_write_text(paths.ensure_writable(out / m["run"]) / f,
                                             (d / f).read_text())
-        export_data_records(scale_name, out)
-    return paths.reports_dir() / scale_name / "runs"
+        export_data_records(scale, out)
+    return paths.reports_dir() / scale.name / "runs"
 
 
-def export_data_records(scale_name: str, out: Path) -> None:
+def export_data_records(scale: scales.Scale, out: Path) -> None:
     """out/data/<name>/{fingerprint*,wnids.txt} (every size's fingerprint) of the prepared data
     sets of the scale that have them, and out/settings.json."""
-    for name in sorted(_data_names(scales.SCALES[scale_name])):
+    for name in sorted(_data_names(scale)):
         folder = paths.data_dir() / name
         for f in sorted(p.name for p in folder.glob("fingerprint*")) + ["wnids.txt"]:
             src = folder / f
@@ -716,9 +706,11 @@ def export_data_records(scale_name: str, out: Path) -> None:
 
 
 @contextlib.contextmanager
-def _reading_records(folder: Path) -> Iterator[None]:
+def _reading_records(folder: Path, scale: scales.Scale) -> Iterator[scales.Scale]:
     """ITL_RUNS at the records, ITL_DATA at their data files (if any: smoke's data sets are
-    generated and need none) and ITL_DETECTION as recorded, restored afterwards."""
+    generated and need none) and ITL_DETECTION as recorded, restored afterwards; yields `scale`
+    with the detection targets of that setting (scales.with_detection), which its records were
+    exported with."""
     settings = folder / SETTINGS
     env = {"ITL_RUNS": str(folder)}
     if (folder / "data").is_dir():
@@ -726,7 +718,7 @@ def _reading_records(folder: Path) -> Iterator[None]:
     if settings.is_file():
         env["ITL_DETECTION"] = json.loads(settings.read_text())["detection"]
     with _environment(**env):
-        yield
+        yield scales.with_detection(scale, scales.detection_setting())
 
 
 def _normal(obj: object) -> object:
@@ -746,34 +738,32 @@ def _pretrain_record(scale: scales.Scale, pretrains: list[tuple[dict, dict]], co
     return hits[0] if hits else None
 
 
-def _results_in_records(scale_name: str, conditions: tuple[str, ...],
+def _results_in_records(scale: scales.Scale, conditions: tuple[str, ...],
                         probes: tuple[tuple[str, str], ...]) -> dict:
-    """pipeline.results(compute=False) over the records in ITL_RUNS (inside _reading_records):
-    pre-trainings matched by config (their manifests need the images), transfers looked up by
-    pipeline's own keys."""
-    scale = scales.get(scale_name)
-    pretrains = _records(paths.runs_dir(), "pretrain", scale_name)
+    """pipeline.results(compute=False) over the records in ITL_RUNS (inside _reading_records,
+    with the scale it yields): pre-trainings matched by config (their manifests need the
+    images), transfers looked up by pipeline's own keys."""
+    pretrains = _records(paths.runs_dir(), "pretrain", scale)
     return pipeline.results(
-        scale_name, conditions, compute=False, probes=probes,
+        scale, conditions, compute=False, probes=probes,
         pretrained=lambda cond, seed: _pretrain_record(scale, pretrains, cond, seed))
 
 
-def results_from_records(scale_name: str, folder: Path, conditions: tuple[str, ...],
+def results_from_records(scale: scales.Scale, folder: Path, conditions: tuple[str, ...],
                          probes: tuple[tuple[str, str], ...] = ()) -> dict:
     """{condition: {seed: metrics}} as pipeline.results(compute=False) gives it, from the run
     records under `folder` (`export_runs`) instead of the run store."""
-    with _reading_records(folder):
-        return _results_in_records(scale_name, conditions, probes)
+    with _reading_records(folder, scale) as recorded:
+        return _results_in_records(recorded, conditions, probes)
 
 
-def sections_from_records(scale_name: str, folder: Path) -> list[dict]:
+def sections_from_records(scale: scales.Scale, folder: Path) -> list[dict]:
     """Every claim's section (statistic, interval, verdict, table), from the run records under
     `folder` alone, with the settings they were exported with."""
-    with _reading_records(folder):
-        scale = scales.get(scale_name)
-        return [section(c, scale_name,
-                        _results_in_records(scale_name, c.conditions(scale), c.probes(scale)))
-                for c in claims.for_scale(scale).values()]
+    with _reading_records(folder, scale) as recorded:
+        return [section(c, recorded, _results_in_records(recorded, c.conditions(recorded),
+                                                         c.probes(recorded)))
+                for c in claims.for_scale(recorded).values()]
 
 
 # ---------------------------------------------------------------- README
@@ -781,17 +771,16 @@ def sections_from_records(scale_name: str, folder: Path) -> list[dict]:
 README_BEGIN, README_END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
-def scale_sections(scale_name: str) -> list[dict]:
+def scale_sections(scale: scales.Scale) -> list[dict]:
     """A scale's sections as the README states them: re-derived from the run records committed
     under reports/<scale>/runs/ where there are some, else from the run store (none when the
     store holds no run of the scale)."""
-    records = paths.reports_dir() / scale_name / "runs"
+    records = paths.reports_dir() / scale.name / "runs"
     if records.is_dir():
-        return sections_from_records(scale_name, records)
-    if not run_records(scale_name):
+        return sections_from_records(scale, records)
+    if not run_records(scale):
         return []
-    return [store_section(c, scale_name)
-            for c in claims.for_scale(scales.get(scale_name)).values()]
+    return [store_section(c, scale) for c in claims.for_scale(scale).values()]
 
 
 README_SCALES = ("smoke", "small-v2", "small", "paper")  # the README table's columns, in order
@@ -803,7 +792,8 @@ def readme_table(scale_names: tuple[str, ...] = README_SCALES) -> str:
     records, else the run store), a verdict per claim, "not run" where a claim has none."""
     verdicts = {}
     for name in scale_names:
-        got = {s["claim"].id: s["verdict"] for s in scale_sections(name) if has_results(s)}
+        got = {s["claim"].id: s["verdict"] for s in scale_sections(scales.get(name))
+               if has_results(s)}
         if got:
             verdicts[name] = got
     ran = list(verdicts)

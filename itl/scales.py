@@ -322,12 +322,25 @@ def get(name: str | Scale) -> Scale:
         return name
     if name not in SCALES:
         raise ValueError(f"unknown scale {name!r}: choose one of {', '.join(SCALES)}")
-    scale = SCALES[name]
     # read at every scale, so a typo in ITL_DETECTION is an error even where there is no
     # detection target to turn off (it would bite the day the same shell runs `small`)
-    if detection_setting() == "off" and scale.detection:
-        scale = replace(scale, detection=())
-    return with_overrides(scale)
+    return with_overrides(with_detection(SCALES[name], detection_setting()))
+
+
+def with_detection(scale: Scale, setting: str) -> Scale:
+    """`scale` with the detection targets that ITL_DETECTION=`setting` leaves it: on, the
+    targets declared for its name in SCALES (its own, for a scale not there); off, none. Run
+    records carry the setting they were exported with (report.sections_from_records)."""
+    own = SCALES[scale.name].detection if scale.name in SCALES else scale.detection
+    want = own if setting == "on" else ()
+    return scale if scale.detection == want else replace(scale, detection=want)
+
+
+def earlier(scale: Scale) -> list[Scale]:
+    """The scales kept as earlier protocols of `scale` (their runs carry its name: `small-v2`
+    for `small`), oldest first, as `get` gives them."""
+    return [get(n) for n, s in sorted(SCALES.items(), key=lambda ns: ns[1].protocol)
+            if s.stored_as == scale.name]
 
 
 def with_overrides(scale: Scale) -> Scale:

@@ -53,8 +53,7 @@ def label_sets(out: Path) -> None:
     paths.atomic_write_text(out, "\n".join(parts))
 
 
-def manifests(scale_name: str, cs: list[claims.Claim], out: Path) -> None:
-    scale = scales.get(scale_name)
+def manifests(scale: scales.Scale, cs: list[claims.Claim], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for c in cs:
         for cond in c.conditions(scale):
@@ -63,15 +62,14 @@ def manifests(scale_name: str, cs: list[claims.Claim], out: Path) -> None:
                 paths.atomic_write_text(out / f"{m.rule}-{m.sha256[:16]}.json", m.to_json() + "\n")
 
 
-def pretrain(scale_name: str, claim: claims.Claim, out: Path,
+def pretrain(scale: scales.Scale, claim: claims.Claim, out: Path,
              seeds: tuple[int, ...] | None = None) -> None:
     """Train (or reuse) every condition x seed of a claim; copy metrics and checkpoints."""
-    scale = scales.get(scale_name)
     if out.exists():
         shutil.rmtree(out)
     for cond in claim.conditions(scale):
         for seed in scale.seeds if seeds is None else seeds:
-            m = pipeline.pretrain(scale_name, cond, seed)
+            m = pipeline.pretrain(scale, cond, seed)
             dest = out / f"{cond.replace('=', '_').replace(':', '_')}-seed{seed}"
             dest.mkdir(parents=True)
             src = paths.runs_dir() / m["run"]
@@ -79,17 +77,16 @@ def pretrain(scale_name: str, claim: claims.Claim, out: Path,
             shutil.copy2(src / "metrics.json", dest / "metrics.json")
 
 
-def transfer(scale_name: str, claim: claims.Claim, out: Path) -> None:
-    scale = scales.get(scale_name)
-    res = pipeline.results(scale_name, claim.conditions(scale), probes=claim.probes(scale))
+def transfer(scale: scales.Scale, claim: claims.Claim, out: Path) -> None:
+    res = pipeline.results(scale, claim.conditions(scale), probes=claim.probes(scale))
     paths.atomic_write_json(out, {c: {str(s): r for s, r in v.items()} for c, v in res.items()})
 
 
-def render(scale_name: str) -> None:
+def render(scale: scales.Scale) -> None:
     """reports/<scale>/ from the run store, every claim (report.render): the sections whose
     results the store holds, with their metrics (`reports/<scale>/metrics/<claim>.json`, one
     row per claim in `dvc metrics show`) and figure data (`figure*.csv`, `dvc plots show`)."""
-    report.render(scale_name)
+    report.render(scale)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,19 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"the {a.stage} stage needs --claim (one of {', '.join(claims.CLAIMS)})")
     try:
         p = params()
-        scale = p["scale"]
-        scales.get(scale)
+        scale = scales.get(p["scale"])  # the one place a stage reads the scale's name
         cs = _claims(p)
         if a.stage == "labels":
             label_sets(OUT / "label_sets.md")
         elif a.stage == "manifests":
-            manifests(scale, cs, OUT / scale / "manifests")
+            manifests(scale, cs, OUT / scale.name / "manifests")
         elif a.stage in ("pretrain", "transfer"):
             claim = claims.CLAIMS[a.claim]
             if a.stage == "pretrain":
-                pretrain(scale, claim, OUT / scale / "pretrain" / claim.id)
+                pretrain(scale, claim, OUT / scale.name / "pretrain" / claim.id)
             else:
-                transfer(scale, claim, OUT / scale / "transfer" / f"{claim.id}.json")
+                transfer(scale, claim, OUT / scale.name / "transfer" / f"{claim.id}.json")
         else:
             render(scale)
     except cli.EXPECTED as e:

@@ -17,7 +17,7 @@ import argparse
 import multiprocessing
 import time
 
-from itl import grid, pipeline
+from itl import grid, pipeline, scales
 
 SCALE = "small"
 FIRST = (pipeline.RANDOM, "full", "images-per-class=500", "labels=down-up:29",
@@ -26,7 +26,7 @@ THEN = ("section5_5", "section5_6a", "section4", "section5_6b", "section5_1")  #
 
 
 def ordered() -> list[grid.Job]:
-    found = grid.jobs(SCALE)
+    found = grid.jobs(scales.get(SCALE))
 
     def rank(j: grid.Job) -> tuple:
         if j.condition == pipeline.RANDOM:
@@ -40,7 +40,8 @@ def ordered() -> list[grid.Job]:
 
 def run(job: grid.Job) -> str:
     t = time.time()
-    pipeline.condition(job.scale, job.condition, job.seed, probes=job.probes)
+    scale = scales.get(job.scale)  # in the worker (spawned): a Job carries the scale's name
+    pipeline.condition(scale, job.condition, job.seed, probes=job.probes)
     return f"{job} done in {time.time() - t:.0f} s"
 
 
@@ -50,7 +51,8 @@ def main() -> None:
     ap.add_argument("--only", type=int, help="stop after this many jobs (not counting done)")
     ap.add_argument("--list", action="store_true")
     args = ap.parse_args()
-    todo = [j for j in ordered() if not grid.done(j)]
+    scale = scales.get(SCALE)
+    todo = [j for j in ordered() if not grid.done(scale, j)]
     if args.list:
         for j in ordered():
             print(f"{'todo' if j in todo else 'done'}  {j}")

@@ -5,13 +5,13 @@ import json
 import pytest
 import torch
 
-from itl import bench, paths
+from itl import bench, paths, scales
 from itl.datasets import imagenet1k
 
 
 def test_synthetic_benchmark_writes_its_table(monkeypatch):
     monkeypatch.setitem(bench.SOURCE_SHAPES, "small", (256, 4))  # tiny stand-in
-    images = bench.synthetic("small")
+    images = bench.synthetic(scales.get("small"))
     assert images.x.shape == (256, 3, 32, 32) and len(images.classes) == 4
     assert bench.main(["--scale", "small", "--synthetic", "--steps", "1", "--warmup", "1",
                        "--workers", "0"]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from itl import report
+from itl import report, scales
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 COMMITTED = sorted(d.name for d in REPORTS.iterdir() if (d / "runs").is_dir())
@@ -33,7 +33,7 @@ def disagreements(folder: Path, scale_name: str) -> list[str]:
     """Where the reports under `folder` differ from what their run records give."""
     problems = []
     summary = _summary_rows((folder / "summary.md").read_text())
-    derived = report.sections_from_records(scale_name, folder / "runs")
+    derived = report.sections_from_records(scales.get(scale_name), folder / "runs")
     for s in derived:
         cid, est, verdict = s["claim"].id, s["estimate"], s["verdict"]
         f = folder / f"{cid}.json"
@@ -79,7 +79,7 @@ def test_a_perturbed_report_or_record_is_caught(scale_name, tmp_path):
     """The check above can fail: a changed printed number, verdict or run record is caught."""
     copy = tmp_path / scale_name
     shutil.copytree(REPORTS / scale_name, copy)
-    sections = [s for s in report.sections_from_records(scale_name, copy / "runs")
+    sections = [s for s in report.sections_from_records(scales.get(scale_name), copy / "runs")
                 if report.has_results(s)]
     if not sections:  # a grid in progress: no claim complete yet, its records still checked
         m_file = sorted((copy / "runs" / "pretrain").glob("*/metrics.json"))[0]
@@ -87,7 +87,7 @@ def test_a_perturbed_report_or_record_is_caught(scale_name, tmp_path):
         m["source_top1"] += 1.0
         m_file.write_text(json.dumps(m))
         with pytest.warns(RuntimeWarning, match=f"{m_file.parent.name}.*not used"):
-            report.sections_from_records(scale_name, copy / "runs")
+            report.sections_from_records(scales.get(scale_name), copy / "runs")
         return
     s = sections[0]
     cid = s["claim"].id

@@ -16,7 +16,7 @@ from itl import claims, cli, data, grid, pipeline, runs, scales
 
 def test_jobs_are_every_pretraining_and_seed_once_with_every_claims_probes():
     scale = scales.get("smoke")
-    found = grid.jobs("smoke")
+    found = grid.jobs(scales.get("smoke"))
     conds = list(dict.fromkeys(c for claim in claims.CLAIMS.values()
                                for c in claim.conditions(scale)))
     # one run under two names, so one job, named as its runs name it, where it first appears
@@ -34,7 +34,7 @@ def test_jobs_are_every_pretraining_and_seed_once_with_every_claims_probes():
             assert set(claim.probes(scale)) <= set(by[(name[c], 0)].probes), (claim.id, c)
             assert claim.id in by[(name[c], 0)].claims
     assert len(by[(claims.FULL, 0)].claims) > 1  # shared: one job, not one per claim
-    only = grid.jobs("smoke", grid.select("section4"))
+    only = grid.jobs(scales.get("smoke"), grid.select("section4"))
     assert {j.condition for j in only} | {a for j in only for a in j.aliases} == set(
         claims.SECTION4.conditions(scale)) | {pipeline.RANDOM}
     assert grid.select("section5") == tuple(c for c in claims.CLAIMS if "section5" in c)
@@ -45,11 +45,11 @@ def test_a_job_calls_the_pipeline_as_the_experiments_do(monkeypatch):
     under the submitting command's ITL_* variables."""
     calls = []
     monkeypatch.setattr(pipeline, "condition", lambda *a, **k: calls.append((a, k)) or {"x": 1})
-    job = grid.jobs("smoke")[0]
+    job = grid.jobs(scales.get("smoke"))[0]
     env = {"ITL_RUNS": "/somewhere/runs"}  # conftest restores it
     assert grid.Task(job, env)() == {job.seed: {"x": 1}}
     assert os.environ["ITL_RUNS"] == "/somewhere/runs"
-    assert calls == [(("smoke", job.condition, job.seed),
+    assert calls == [((scales.get("smoke"), job.condition, job.seed),
                       {"compute": True, "probes": job.probes})]
     again = grid.Task(job, env).checkpoint()  # what submitit requeues: the same job
     assert again.function.job == job and again.function.env == env and not again.args
@@ -57,7 +57,7 @@ def test_a_job_calls_the_pipeline_as_the_experiments_do(monkeypatch):
     calls.clear()
     job = grid.Job("paper", claims.FULL, 0, replicates=(0, 1, 2))
     assert grid.Task(job, env)() == {0: {"x": 1}, 1: {"x": 1}, 2: {"x": 1}}
-    assert [a for a, _ in calls] == [("paper", claims.FULL, s) for s in (0, 1, 2)]
+    assert [a for a, _ in calls] == [(scales.get("paper"), claims.FULL, s) for s in (0, 1, 2)]
 
 
 def test_the_grid_and_the_claims_consume_one_pretraining_per_condition(monkeypatch):
@@ -82,7 +82,7 @@ def test_the_grid_and_the_claims_consume_one_pretraining_per_condition(monkeypat
     monkeypatch.setattr(pipeline, "pretrain", pretrain)
     monkeypatch.setattr(pipeline, "transfer_one", transfer_one)
     scale, results = scales.get("paper"), {}
-    for job in grid.jobs("paper"):
+    for job in grid.jobs(scales.get("paper")):
         got = grid.Task(job, {})()
         assert set(got) == {0, 1, 2}
         for name in (job.condition,) + job.aliases:
@@ -99,22 +99,22 @@ def test_the_grid_and_the_claims_consume_one_pretraining_per_condition(monkeypat
 
 
 def test_done_jobs_are_not_submitted_and_the_dry_run_says_so(monkeypatch):
-    found = grid.jobs("smoke")
+    found = grid.jobs(scales.get("smoke"))
     first = found[0]
     monkeypatch.setattr(grid, "_store_empty", lambda: False)
-    monkeypatch.setattr(grid, "done", lambda j: j == first)
-    ok, why = grid.states(found)
+    monkeypatch.setattr(grid, "done", lambda scale, j: j == first)
+    ok, why = grid.states(scales.get("smoke"), found)
     todo, flying = grid.to_submit("smoke", found, ok)
     assert first not in todo and len(todo) == len(found) - 1 and not flying and not why
-    text = grid.plan("smoke", grid.Launch(), images_per_s=5000)
+    text = grid.plan(scales.get("smoke"), grid.Launch(), images_per_s=5000)
     row = next(line for line in text.splitlines() if line.startswith(f"| {first.condition} "))
     assert "| done " in row
     assert f"{len(found) - 1} to submit" in text and "given: 5000 img/s" in text
 
-    def no_data(j):
+    def no_data(scale, j):
         raise data.DataError("data set(s) imagenet-1k not prepared")
     monkeypatch.setattr(grid, "done", no_data)
-    ok, why = grid.states(found)
+    ok, why = grid.states(scales.get("smoke"), found)
     assert set(ok.values()) == {None} and "imagenet-1k not prepared" in why
     assert len(grid.to_submit("smoke", found, ok)[0]) == len(found)
 
@@ -125,7 +125,7 @@ def test_paper_dry_run_without_data(capsys, monkeypatch, tmp_path):
     assert cli.main(["grid", "--scale", "paper", "--launcher", "slurm", "--partition", "gpu",
                      "--gpus-per-job", "8", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    n = len(grid.jobs("paper"))
+    n = len(grid.jobs(scales.get("paper")))
     assert n == 19 and f"{n} jobs" in out and out.count("| to submit ") == n
     assert "assumed (not measured on a GPU yet): 10000 img/s" in out
     assert "| 450,000 x 256 " in out
@@ -228,7 +228,7 @@ def test_a_submission_in_flight_is_the_job_with_its_seeds():
     """A paper job (seed 0's pre-training, fine-tuned with seeds 0, 1, 2) is not the job of
     seed 0 alone submitted under ITL_SEEDS=pre-training: that one in flight leaves it to
     submit; its own submission in flight does not."""
-    job = grid.jobs("paper")[0]
+    job = grid.jobs(scales.get("paper"))[0]
     alone = grid.Job("paper", job.condition, 0, job.probes, job.claims)
     ok = {job: False}
     _fake_submission("paper", str(os.getpid()), alone, "local")  # a live process: running
@@ -238,7 +238,7 @@ def test_a_submission_in_flight_is_the_job_with_its_seeds():
 
 
 def test_status_names_failed_jobs_and_why(capsys):
-    found = grid.jobs("smoke")
+    found = grid.jobs(scales.get("smoke"))
     a, b, c = found[:3]
     from submitit.core.utils import JobPaths
     sub = _fake_submission("smoke", "4242_0", a, "slurm")
@@ -259,7 +259,7 @@ def test_status_names_failed_jobs_and_why(capsys):
     assert "failed" in row[a] and "CUDA out of memory" in row[a] and "4242_0" in row[a]
     assert "failed" in row[b] and "Killed by the OOM killer" in row[b]
     assert "not submitted" in row[c]
-    assert len(grid.status("smoke")) == len(found)
+    assert len(grid.status(scales.get("smoke"))) == len(found)
     # a failed job is submitted again; one without sacct to ask about it is left alone
     ok = {j: False for j in found}
     todo, flying = grid.to_submit("smoke", found, ok)
@@ -357,7 +357,7 @@ def test_a_preempted_job_requeues_itself_and_resumes_exactly(tmp_path, monkeypat
         assert out.count(f"seed 0 epoch {e:3d} step") == 1, (e, out)
     got_dir = log.parent
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "reference"))
-    ref = pipeline.pretrain("smoke", claims.FULL, 0)
+    ref = pipeline.pretrain(scales.get("smoke"), claims.FULL, 0)
     ref_dir = tmp_path / "reference" / ref["run"]
     assert result[0]["source_top1"] == ref["source_top1"]
     assert result[0]["pretrain_run"] == ref["run"] and got_dir.name == ref_dir.name

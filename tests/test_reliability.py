@@ -14,7 +14,7 @@ from pathlib import Path
 import filelock
 import pytest
 
-from itl import cli, paths, pipeline, report, runs
+from itl import cli, paths, pipeline, report, runs, scales
 from test_report import _train, fake_training  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,7 +247,7 @@ def test_an_edited_number_is_refused_unless_its_digest_is_recomputed(fake_traini
     m = json.loads(f.read_text())
     f.write_text(json.dumps({**m, "top1": 99.9}))  # edited by hand, digest left as it was
     with pytest.warns(RuntimeWarning, match=re.escape(f"{f.parent}: metrics.json was edited")):
-        s6 = next(s for s in report.sections_from_records("smoke", records)
+        s6 = next(s for s in report.sections_from_records(scales.get("smoke"), records)
                   if s["claim"].id == "section6")
     assert not report.has_results(s6)  # the edited run is not used
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))

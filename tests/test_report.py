@@ -35,16 +35,17 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
     _run(runs, "pretrain", "b", {"scale": "smoke"}, 120.0, "cpu (x, 1 threads)")
     _run(runs, "transfer", "c", {"scale": "smoke", "method": "knn"}, 3.0, "cpu (x, 1 threads)")
     _run(runs, "pretrain", "d", {"scale": "small"}, 9.0, "NVIDIA H100")  # another scale
-    metric = pipeline.primary_metric("smoke")
+    metric = pipeline.primary_metric(scales.get("smoke"))
     extra = claims.CLAIMS["section6"].conditions(report.scales.get("smoke"))[1]
     res = {c: {s: {"source_top1": 40.0 + s, metric: base + s} for s in (0, 1)}
            for c, base in ((claims.FULL, 60.0), (extra, 55.0))}
     res[pipeline.RANDOM] = {s: {metric: 30.0} for s in (0, 1)}
-    ran = report.section(claims.CLAIMS["section6"], "smoke", res)
-    unrun = report.section(claims.CLAIMS["section4"], "smoke",  # full data alone: not run
+    smoke = scales.get("smoke")
+    ran = report.section(claims.CLAIMS["section6"], smoke, res)
+    unrun = report.section(claims.CLAIMS["section4"], smoke,  # full data alone: not run
                            {"images-per-class=1000": res[claims.FULL],
                             pipeline.RANDOM: res[pipeline.RANDOM]})
-    text = report.write_summary("smoke", [ran, unrun], None).read_text()
+    text = report.write_summary(smoke, [ran, unrun], None).read_text()
     assert "| section6 " in text and "| section4 " not in text
     assert ("at this scale yet: section4, section5_1, section5_2, section5_3, section5_4, "
             "section5_5, section5_6a, section5_6b." in text)  # the others: from the empty store
@@ -67,22 +68,22 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
     a, b, c = (store.config_hash({"protocol": 2, **cfg, "name": n}) for n, cfg in (
         ("a", {"scale": "smoke"}), ("b", {"scale": "smoke"}),
         ("c", {"scale": "smoke", "method": "knn"})))
-    out = report.export_runs("smoke")
+    out = report.export_runs(scales.get("smoke"))
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted([
         "pretrain", f"pretrain/{a}", f"pretrain/{a}/config.json", f"pretrain/{a}/metrics.json",
         f"pretrain/{b}", f"pretrain/{b}/config.json", f"pretrain/{b}/metrics.json",
         "settings.json", "transfer", f"transfer/{c}", f"transfer/{c}/config.json",
         f"transfer/{c}/metrics.json"])
     shutil.rmtree(runs / "pretrain" / b)  # gone from the store: its record is kept
-    assert report.records_not_in_store("smoke") == [f"pretrain/{b}"]
-    out = report.export_runs("smoke")
+    assert report.records_not_in_store(scales.get("smoke")) == [f"pretrain/{b}"]
+    out = report.export_runs(scales.get("smoke"))
     assert (out / "pretrain" / b / "metrics.json").exists() and (out / "pretrain" / a).exists()
 
 
 def test_a_claim_without_results_writes_no_section_files(tmp_path, monkeypatch):
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("ITL_REPORTS", str(tmp_path / "reports"))
-    s = report.write_section(claims.CLAIMS["section6"], "smoke")
+    s = report.write_section(claims.CLAIMS["section6"], scales.get("smoke"))
     assert not s["results"] and not (tmp_path / "reports").exists()
 
 
@@ -112,7 +113,7 @@ def fake_training(monkeypatch):
 def _train(claim_id: str) -> dict:
     claim = claims.CLAIMS[claim_id]
     scale = scales.get("smoke")
-    return pipeline.results("smoke", claim.conditions(scale), probes=claim.probes(scale))
+    return pipeline.results(scale, claim.conditions(scale), probes=claim.probes(scale))
 
 
 def _files(folder):
@@ -125,7 +126,7 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
     (out / "metrics").mkdir(parents=True)
     for stale in ("section6.md", "section6.json", "metrics/section6.json", "section9.md"):
         (out / stale).write_text("from an older run store")
-    sections = report.render("smoke")
+    sections = report.render(scales.get("smoke"))
     assert [s["claim"].id for s in sections if report.has_results(s)] == ["section4"]
     assert _files(out) == ["figure1_images_per_class.csv", "figure1_images_per_class.png",
                            "forest.csv", "forest.png", "metrics/section4.json", "section4.json",
@@ -137,7 +138,7 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
         "margin": claims.SECTION4.margin}
     csv = (out / "figure1_images_per_class.csv").read_text().splitlines()
     assert csv[0] == "images_per_class,condition,source,transfer,random_init"
-    metric = pipeline.primary_metric("smoke")
+    metric = pipeline.primary_metric(scales.get("smoke"))
     fifty = res["images-per-class=50"]
     assert csv[1].split(",")[:4] == [
         "50", "images-per-class=50",
@@ -150,7 +151,7 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
         cfg = json.loads(f.read_text())
         if cfg["pretrain"] == pipeline.RANDOM and cfg["seed"] == 1 and cfg["method"] == "finetune":
             shutil.rmtree(f.parent)
-    sections = report.render("smoke")
+    sections = report.render(scales.get("smoke"))
     assert not any(report.has_results(s) for s in sections)
     assert _files(out) == ["forest.csv", "forest.png", "summary.md"]  # every claim "not run"
     assert "| section4 " not in (out / "summary.md").read_text()
@@ -158,16 +159,16 @@ def test_reports_follow_the_store_and_lose_what_it_no_longer_holds(fake_training
 
 def test_run_records_give_what_the_store_gives_and_the_readme_shows_only_that(fake_training):
     _train("section6")
-    store = {c.id: report.store_section(c, "smoke") for c in claims.CLAIMS.values()}
-    records = report.export_runs("smoke")
-    for s in report.sections_from_records("smoke", records):
+    scale = scales.get("smoke")
+    store = {c.id: report.store_section(c, scale) for c in claims.CLAIMS.values()}
+    records = report.export_runs(scale)
+    for s in report.sections_from_records(scale, records):
         want = store[s["claim"].id]
         assert s["results"] == want["results"]
         assert (str(s["estimate"]), s["verdict"]) == (str(want["estimate"]), want["verdict"])
-    scale = scales.get("smoke")
     claim = claims.CLAIMS["section6"]
-    assert report.results_from_records("smoke", records, claim.conditions(scale)) == \
-        pipeline.results("smoke", claim.conditions(scale), compute=False)
+    assert report.results_from_records(scale, records, claim.conditions(scale)) == \
+        pipeline.results(scale, claim.conditions(scale), compute=False)
 
     rows = {line.split("|")[1].split(":")[0].strip(): line for line in
             report.readme_table().splitlines()[2:]}
@@ -201,10 +202,10 @@ def _no_training(monkeypatch):
 def test_a_fresh_store_goes_on_from_imported_records_without_training(fake_training,
                                                                       monkeypatch, tmp_path):
     want = _train("section6")
-    records = report.export_runs("smoke")
+    records = report.export_runs(scales.get("smoke"))
     exported = {f.relative_to(records): f.read_bytes() for f in records.rglob("*.json*")}
     monkeypatch.setenv("ITL_RUNS", str(tmp_path / "fresh"))
-    report.export_runs("smoke")  # a fresh store: every record kept as it was
+    report.export_runs(scales.get("smoke"))  # a fresh store: every record kept as it was
     assert {f.relative_to(records): f.read_bytes() for f in records.rglob("*.json*")} == exported
     done, there = runs.import_records(records)
     names = {f"{k}/{d.name}" for k in runs.KINDS for d in (records / k).iterdir()}
@@ -213,7 +214,7 @@ def test_a_fresh_store_goes_on_from_imported_records_without_training(fake_train
     assert _train("section6") == want  # every run answered by its record
     assert runs.import_records(records) == ([], sorted(done, key=lambda n: (
         runs.KINDS.index(n.split("/")[0]), n)))  # a second import leaves them alone
-    again = report.export_runs("smoke")  # and the fresh store exports the same records
+    again = report.export_runs(scales.get("smoke"))  # and the fresh store exports the same records
     assert {f.relative_to(again): f.read_bytes() for f in again.rglob("*.json*")} == exported
 
     pre = next(n for n in done if n.startswith("pretrain/"))
@@ -230,7 +231,7 @@ def test_a_fresh_store_goes_on_from_imported_records_without_training(fake_train
 def test_a_damaged_record_is_named_and_nothing_is_imported(fake_training, monkeypatch,
                                                           tmp_path, damage):
     _train("section6")
-    records = report.export_runs("smoke")
+    records = report.export_runs(scales.get("smoke"))
     d = sorted((records / "transfer").iterdir())[-1]
     if damage == "edit_a_number":
         m = json.loads((d / "metrics.json").read_text())
@@ -247,14 +248,14 @@ def test_a_damaged_record_is_named_and_nothing_is_imported(fake_training, monkey
 
 def test_section4_reports_250_and_125_per_class_beside_the_judged_500():
     """Issue 21: Section 4 judged at 500 per class, its statistic at 250 and 125 shown beside."""
-    metric = pipeline.primary_metric("smoke")
+    metric = pipeline.primary_metric(scales.get("smoke"))
     src = {1000: 60.0, 500: 58.0, 250: 50.0, 125: 40.0, 50: 30.0}
     tr = {1000: 70.0, 500: 69.0, 250: 66.0, 125: 60.0, 50: 50.0}
     res = {f"images-per-class={n}": {s: {"source_top1": src[n] + s, metric: tr[n] + s,
                                          "source_classes": 16}
                                      for s in (0, 1)} for n in src}
     res[pipeline.RANDOM] = {s: {metric: 30.0} for s in (0, 1)}
-    s = report.section(claims.CLAIMS["section4"], "smoke", res)
+    s = report.section(claims.CLAIMS["section4"], scales.get("smoke"), res)
     assert list(s["beside"]) == [250, 125]
     at = {ipc: claims.estimate(claims.section4_at(ipc)(res, s["scale"], metric))
           for ipc in (250, 125)}

@@ -79,7 +79,7 @@ def test_no_two_jobs_share_a_run_key(name, class_lists):
     =1000 is full; budget=1000x500 is images-per-class=500) are merged, every claim's
     condition is a job's name or alias, and each seed's transfers follow exactly one job."""
     scale = scales.get(name)
-    found = grid.jobs(name)
+    found = grid.jobs(scale)
     keys = [(grid.pretraining(scale, j.condition), j.seed) for j in found]
     assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)[:2]
     pretrain_keys = [json.dumps(pipeline.pretrain_key(scale, j.condition, j.seed), sort_keys=True)
@@ -103,14 +103,14 @@ def test_the_paper_grid_is_one_pretraining_per_condition_fine_tuned_three_times(
     """As the authors ran it: 18 conditions and the random init, one pre-training each (seed
     0), each followed by 3 fine-tunings per target (seeds 0, 1, 2); ITL_SEEDS=pre-training
     (itl grid --seeds pre-training) pre-trains every seed instead."""
-    found = grid.jobs("paper")
+    found = grid.jobs(scales.get("paper"))
     assert len(found) == 19 and {j.seed for j in found} == {0}
     assert all(j.seeds == (0, 1, 2) for j in found)
     w = grid.work(scales.get("paper"), found[0])
     assert [(t, n) for t, n, _ in w.finetunes + w.detects] == [
         ("sun397", 3), ("voc2012-action", 3), ("voc2007", 3)]
     monkeypatch.setenv("ITL_SEEDS", "pre-training")
-    again = grid.jobs("paper")
+    again = grid.jobs(scales.get("paper"))
     assert len(again) == 57 and all(j.seeds == (j.seed,) for j in again)
     assert {(j.condition, j.seed) for j in again} == {(j.condition, s) for j in found
                                                       for s in (0, 1, 2)}

@@ -8,13 +8,13 @@ from itl import pipeline, scales
 def test_detection_is_on_by_default_and_off_drops_the_detection_targets(monkeypatch):
     monkeypatch.delenv("ITL_DETECTION", raising=False)
     assert scales.get("small-v2").detection == ("voc-cifar", "bccd")
-    assert pipeline.primary_metric("small-v2") == "voc-cifar/detect"
-    assert pipeline.primary_metric("small") == "voc2007-cls/finetune"  # v3: judged, by name
+    assert pipeline.primary_metric(scales.get("small-v2")) == "voc-cifar/detect"
+    assert pipeline.primary_metric(scales.get("small")) == "voc2007-cls/finetune"  # v3: judged
     monkeypatch.setenv("ITL_DETECTION", "off")
     small = scales.get("small-v2")
     assert small.detection == () and small.pretrain == scales.SCALES["small-v2"].pretrain
-    assert pipeline.primary_metric("small-v2") == f"{scales.CIFAR_TARGET}/finetune"
-    assert pipeline.primary_metric("small") == "voc2007-cls/finetune"
+    assert pipeline.primary_metric(scales.get("small-v2")) == f"{scales.CIFAR_TARGET}/finetune"
+    assert pipeline.primary_metric(scales.get("small")) == "voc2007-cls/finetune"
     assert scales.get("smoke") == scales.SCALES["smoke"]
 
 

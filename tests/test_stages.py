@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from itl import claims, pipeline, report, stages, train
+from itl import claims, pipeline, report, scales, stages, train
 
 
 def test_a_stage_reuses_what_the_experiments_trained(tmp_path, monkeypatch):
-    first = pipeline.pretrain("smoke", "images-per-class=50", 0)  # as an experiment test would
+    smoke = scales.get("smoke")
+    first = pipeline.pretrain(smoke, "images-per-class=50", 0)  # as an experiment test would
 
     def no_training(*a, **k):
         raise AssertionError("the DVC stage retrained a finished run")
@@ -18,7 +19,7 @@ def test_a_stage_reuses_what_the_experiments_trained(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "pretrain", no_training)
     claim = dataclasses.replace(claims.SECTION4, conditions=lambda s: ("images-per-class=50",))
     out = tmp_path / "pretrain"
-    stages.pretrain("smoke", claim, out, seeds=(0,))
+    stages.pretrain(smoke, claim, out, seeds=(0,))
     copied = json.loads((out / "images-per-class_50-seed0" / "metrics.json").read_text())
     assert copied["run"] == first["run"] and (out / "images-per-class_50-seed0" /
                                               "checkpoint.pt").exists()

@@ -115,14 +115,14 @@ def test_an_unreadable_checkpoint_restarts_the_run_cleanly(tmp_path):
 def test_a_runs_numbers_do_not_depend_on_the_callers_threads(tmp_path, monkeypatch):
     """`dvc repro` (one process, 2 threads) and `pytest -n 2` (1 thread per worker) fill the
     same run-store keys: the run pins its own threads, so they get the same numbers."""
-    from itl import pipeline
+    from itl import pipeline, scales
     before = torch.get_num_threads()
     got = []
     try:
         for threads in (2, 1):
             torch.set_num_threads(threads)
             monkeypatch.setenv("ITL_RUNS", str(tmp_path / f"store{threads}"))
-            m = pipeline.pretrain("smoke", "images-per-class=50", 0)
+            m = pipeline.pretrain(scales.get("smoke"), "images-per-class=50", 0)
             got.append((m["run"], m["source_top1"], m["hardware"]["threads"]))
     finally:
         torch.set_num_threads(before)

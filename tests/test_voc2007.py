@@ -477,7 +477,7 @@ def test_the_paper_scale_fine_tunes_voc2007_on_trainval_through_the_pipeline(tmp
     real = pipeline.datasets.get
     monkeypatch.setattr(pipeline.datasets, "get",
                         lambda name: MINI if name == "voc2007" else real(name))
-    r = pipeline.transfer_one("paper", pipeline.RANDOM, "voc2007", "detect", 0)
+    r = pipeline.transfer_one(scales.get("paper"), pipeline.RANDOM, "voc2007", "detect", 0)
     assert r["mAP"] == 1.0
     assert seen == {"root": root, "cfg": scales.SCALES["paper"].detect, "split": "trainval",
                     "fc6": True}
