@@ -10,10 +10,7 @@ if [ "$venv" != "-" ]; then
   [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
   py="$venv/bin/python"
 fi
-# --no-compile: byte-compiling all 10,936 modules of the lock (torch's mostly) took 31 CPU-s of
-# the install's 104 (measured on a fresh clone, 2-core AMD EPYC); Python compiles the few hundred
-# a run imports on first use instead.
-"$py" -m pip install --quiet --no-compile --require-hashes --no-deps -r requirements.lock
+"$py" -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 "$py" -m pip install --quiet --no-deps -e .
 "$py" -m pip check
 "$py" -m itl --help > /dev/null
