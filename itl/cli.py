@@ -221,18 +221,10 @@ def _rate(text: str) -> float:
 
 def cmd_grid(a: argparse.Namespace) -> int:
     chosen = {scales.SEEDS_VARIABLE: a.seeds, scales.SCHEDULE_VARIABLE: a.schedule}
-    before = {k: os.environ.get(k) for k in chosen}
     # read by scales.get (in _grid) and carried to every job it submits, which resolves its
     # scale again under them
-    os.environ.update({k: v for k, v in chosen.items() if v is not None})
-    try:
+    with paths.environment(**{k: v for k, v in chosen.items() if v is not None}):
         return _grid(a)
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _grid(a: argparse.Namespace) -> int:

@@ -280,21 +280,6 @@ def metrics_record(s: dict) -> dict:
 
 # ---------------------------------------------------------------- all or nothing
 
-@contextlib.contextmanager
-def _environment(**env: str) -> Iterator[None]:
-    """os.environ with `env` set, restored afterwards."""
-    before = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 _WRITING: dict[str, Path] = {}  # scale -> its reports folder, while writing() stages them
 _STAGING = ".{}.staging-"  # reports/.<scale>.staging-<pid>-<random>/: a write in progress
 
@@ -356,7 +341,7 @@ def writing(scale_name: str) -> Iterator[Path]:
             if out.exists():
                 shutil.copytree(out, stage, symlinks=True)
             stage.mkdir(exist_ok=True)
-            with _environment(ITL_REPORTS=str(stage_root)):
+            with paths.environment(ITL_REPORTS=str(stage_root)):
                 yield stage
             if out.exists():
                 os.rename(out, stage_root / "old")
@@ -717,7 +702,7 @@ def _reading_records(folder: Path, scale: scales.Scale) -> Iterator[scales.Scale
         env["ITL_DATA"] = str(folder / "data")
     if settings.is_file():
         env["ITL_DETECTION"] = json.loads(settings.read_text())["detection"]
-    with _environment(**env):
+    with paths.environment(**env):
         yield scales.with_detection(scale, scales.detection_setting())
 
 
