@@ -1,5 +1,6 @@
 """The container installs exactly what CI installs: the same script, the same hashed lock."""
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,18 +21,58 @@ def test_dockerfile_runs_the_ci_install_script_and_lock():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "scripts/install.sh" in ci
     install = (ROOT / "scripts" / "install.sh").read_text()
-    assert "--require-hashes" in install and "-r requirements.lock" in install
+    assert "--require-hashes" in install and "-r scripts/uv.lock" in install
+    assert "scripts/uv_install.py requirements.lock" in install
+    assert '"--require-hashes"' in (ROOT / "scripts" / "uv_install.py").read_text()
+
+
+def locked(path: Path) -> list[tuple[str, str, str]]:
+    """(name, version, sha256) per entry; fails on a line without its hash."""
+    text = path.read_text()
+    entries = re.findall(r"^(\S+)==(\S+) \\\n    --hash=sha256:([0-9a-f]{64})$", text, flags=re.M)
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert len(lines) == 2 * len(entries), f"a line of {path.name} without a hash"
+    return entries
 
 
 def test_lock_pins_every_package_with_a_sha256():
-    text = (ROOT / "requirements.lock").read_text()
-    entries = re.findall(r"^(\S+)==(\S+) \\\n    --hash=sha256:([0-9a-f]{64})$", text, flags=re.M)
+    entries = locked(ROOT / "requirements.lock")
     names = {n.lower() for n, _, _ in entries}
     assert {"torch", "torchvision", "numpy", "dvc", "pytest", "pytest-xdist"} <= names
     pinned = dict((n.lower(), v) for n, v, _ in entries)
     assert pinned["torch"] == "2.14.1" and pinned["torchvision"] == "0.29.1"
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    assert len(lines) == 2 * len(entries), "a lock line without a hash"
+
+
+def test_the_installer_is_locked_as_lock_py_names_it():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import lock
+    [(name, version, _)] = locked(ROOT / "scripts" / "uv.lock")
+    assert f"{name}=={version}" == lock.UV
+
+
+def test_uv_gets_the_indexes_pip_is_configured_with():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from uv_install import uv_options
+    # `pip config list` as this machine prints it: files, then PIP_* variables (":env:")
+    config = """:env:.cert='/etc/ssl/certs/ca-certificates.crt'
+:env:.default-timeout='180'
+:env:.find-links='/opt/wheels'
+global.cert='/etc/ssl/other.crt'
+global.extra-index-url='file:///opt/pypi/simple file:///opt/pypi-more/simple'
+global.find-links='/opt/old-wheels'
+install.index-url='https://mirror.example/simple'
+global.index-url='https://pypi.org/simple'
+global.trusted-host='mirror.example'
+"""
+    args, env = uv_options(config)
+    assert args == ["--index-strategy", "unsafe-best-match",
+                    "--default-index", "https://mirror.example/simple",
+                    "--extra-index-url", "file:///opt/pypi/simple",
+                    "--extra-index-url", "file:///opt/pypi-more/simple",
+                    "--find-links", "/opt/wheels",  # PIP_FIND_LINKS overrides pip.conf's
+                    "--allow-insecure-host", "mirror.example"]
+    assert env == {"SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
+    assert uv_options("") == (["--index-strategy", "unsafe-best-match"], {})
 
 
 def test_container_runs_as_non_root_with_data_and_runs_volumes():
