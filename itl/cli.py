@@ -118,9 +118,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     out = paths.reports_dir() / scale.name
     with report.writing(scale.name):  # records and report: all written, or none
         kept = report.records_not_in_store(scale) if a.runs else []
-        if a.runs:
-            report.export_runs(scale)
-        sections = report.render(scale)
+        sections = report.render(scale, records=a.runs)
     if a.runs:
         print(out / "runs")
     if kept:

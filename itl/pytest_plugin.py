@@ -184,7 +184,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput") or not _SECTIONS_RUN:
         return  # xdist workers leave reporting to the controller
     scale = scales.get(config.getoption("scale"))
-    sections = report.render(scale, time.time() - config._itl_start)  # every section: none stale
+    # every section (none stale), and the run records beside them: a run on another machine
+    # (other numerics) rewrites both, so reports/<scale>/ always re-derives from its runs/
+    sections = report.render(scale, time.time() - config._itl_start, records=True)
     config._itl_report = [s for s in sections if s["claim"].id in _SECTIONS_RUN]
 
 

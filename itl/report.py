@@ -580,12 +580,16 @@ def write_summary(scale: scales.Scale, sections: list[dict], wall_seconds: float
     return out / "summary.md"
 
 
-def render(scale: scales.Scale, wall_seconds: float | None = None) -> list[dict]:
+def render(scale: scales.Scale, wall_seconds: float | None = None,
+           records: bool = False) -> list[dict]:
     """reports/<scale>/ from the run store, written all or nothing (`writing`): every claim's
     section files (written, or removed when neither the store nor the run records committed
     beside the report hold all its results: `_completed`), no files of claims itl no longer
-    has, and the summary."""
+    has, and the summary; with `records`, also the run records they follow from
+    (`export_runs`), so that the report and runs/ beside it never disagree."""
     with writing(scale.name) as out:
+        if records:
+            export_runs(scale)
         judges = claims.for_scale(scale)
         sections = _completed(scale, [store_section(c, scale) for c in judges.values()])
         for s in sections:

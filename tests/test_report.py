@@ -182,6 +182,36 @@ def test_run_records_give_what_the_store_gives_and_the_readme_shows_only_that(fa
     assert "| smoke " not in report.readme_table()
 
 
+def test_a_run_on_other_numerics_rewrites_the_report_and_its_records_together(
+        fake_training, monkeypatch, tmp_path):
+    """The main job (pytest_plugin) renders with records=True: run on a machine whose numbers
+    differ from the committed ones (other SIMD kernels, same run keys), the report and the
+    run records beside it are rewritten together, so the committed-reports check still holds
+    after the README's first command. Without the records the two disagree."""
+    scale = scales.get("smoke")
+    _train("section6")
+    report.render(scale, records=True)  # as committed from the first machine
+    out = paths.reports_dir() / "smoke"
+
+    def judged():
+        return json.loads((out / "section6.json").read_text())["statistic"]["mean"]
+
+    def from_records():
+        s, = [s for s in report.sections_from_records(scale, out / "runs")
+              if s["claim"].id == "section6"]
+        return s["estimate"].mean
+
+    assert judged() == pytest.approx(from_records())
+    monkeypatch.setenv("ITL_RUNS", str(tmp_path / "other-machine"))
+    monkeypatch.setattr(transfer, "finetune", lambda net, model, tr, te, st, seed, *_: {
+        "top1": _top1(net, "finetune", seed, "other numerics")})
+    _train("section6")
+    report.render(scale)  # the report alone: it no longer follows from its records
+    assert judged() != pytest.approx(from_records())
+    report.render(scale, records=True)
+    assert judged() == pytest.approx(from_records())
+
+
 def test_a_readme_without_its_end_marker_is_refused_untouched(tmp_path):
     readme = tmp_path / "README.md"
     text = f"intro\n{report.README_BEGIN}\nold table\nthe rest of the README\n"
