@@ -67,7 +67,7 @@ from submitit.core.utils import JobPaths
 from tabulate import tabulate
 
 from itl import (claims, data, datasets, detection, labels, paths, pipeline, scales, subsets,
-                 train)
+                 train, transfer)
 
 LAUNCHERS = ("local", "slurm")
 DONE, TO_SUBMIT, IN_FLIGHT = "done", "to submit", "submitted"
@@ -381,7 +381,8 @@ class Work:
     features: int  # images through the probes' feature passes
     macs: float  # multiply-adds of the probes' matrix work on the CPU: the linear probes'
     # L-BFGS evaluations (at most) and the k-NN similarities
-    knn_bytes: int  # the largest k-NN similarity matrix (float32; transfer.knn holds it whole)
+    knn_bytes: int  # the largest k-NN similarity matrix (float32), which transfer.knn forms
+    # in blocks of transfer.SIMILARITY_BLOCK_BYTES
     unsized: tuple[str, ...] = ()  # probe targets not counted: their size is not known here
 
     @property
@@ -829,7 +830,8 @@ def _work_totals(scale: scales.Scale, found: list[Job], works: dict[Job, Work],
     big = max(works[j].knn_bytes for j in found)
     if big > 2**34:
         out.append(f"Note: the largest k-NN similarity matrix is {big / 2**30:,.0f} GiB (float32; "
-                   "transfer.knn holds the test x training similarities whole).")
+                   "transfer.knn forms it in blocks of at most "
+                   f"{transfer.SIMILARITY_BLOCK_BYTES / 2**30:g} GiB).")
     return out
 
 

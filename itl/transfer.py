@@ -82,6 +82,20 @@ class KnnConfig:
     k: int = 10  # neighbours
 
 
+# test x training cosine similarities are formed a block of test rows at a time, each block at
+# most this many bytes (float32): small scale's largest (8,000 x 80,000, 2.4 GiB) is one block,
+# computed whole as before; the paper's ImageNet probe (50,000 x 1,281,167) would be 239 GiB
+SIMILARITY_BLOCK_BYTES = 4 * 2**30
+
+
+def _nearest(fte: torch.Tensor, ftr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest similarities of each row of `fte` to the rows of `ftr`, and their indices
+    (Tensor.topk of fte @ ftr.T), block by block of SIMILARITY_BLOCK_BYTES."""
+    rows = max(1, SIMILARITY_BLOCK_BYTES // (4 * max(1, len(ftr))))
+    parts = [(fte[i:i + rows] @ ftr.T).topk(k, dim=1) for i in range(0, len(fte), rows)]
+    return torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts])
+
+
 def with_new_head(pretrained: models.Net | None, model: str, num_classes: int,
                   seed: int) -> models.Net:
     """A network for `num_classes` whose backbone is `pretrained`'s (or random when None) and
@@ -237,9 +251,7 @@ def knn(net: models.Net, target_train: ImageSet, target_test: ImageSet,
     ftr = F.normalize(features(net, target_train), dim=1)
     fte = F.normalize(features(net, target_test), dim=1)
     _assert_unchanged(before, net.backbone, "k-NN")
-    sim = fte @ ftr.T
-    k = min(cfg.k, len(target_train))
-    top, idx = sim.topk(k, dim=1)
+    top, idx = _nearest(fte, ftr, min(cfg.k, len(target_train)))
     if metric in metrics.MULTI_LABEL:
         flags = metrics.positives(metric, target_train.y, len(target_train.classes))
         votes = (flags[idx] * (1 + 1e-3 * top)[..., None]).sum(1)

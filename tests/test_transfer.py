@@ -70,3 +70,24 @@ def test_finetune_on_cuda(target):
     r = transfer.finetune(_pretrained(), "small_cnn", *target,
                           transfer.FinetuneConfig(epochs=10, batch_size=32, lr=0.05), seed=0)
     assert 100 / 6 + 10 < r["top1"] <= 100
+
+
+def test_knn_similarities_formed_in_blocks_give_the_whole_matrix_s_neighbours(monkeypatch):
+    """transfer.knn forms test x training similarities a block of rows at a time (the paper's
+    ImageNet probe would need 239 GiB at once); the neighbours are those of the whole matrix."""
+    g = torch.Generator().manual_seed(0)
+    fte = torch.nn.functional.normalize(torch.randn(37, 8, generator=g), dim=1)
+    ftr = torch.nn.functional.normalize(torch.randn(50, 8, generator=g), dim=1)
+    whole = (fte @ ftr.T).topk(5, dim=1)
+    for budget, blocks in ((4 * 50 * 6, 7), (1, 37), (4 * 50 * 37, 1)):
+        monkeypatch.setattr(transfer, "SIMILARITY_BLOCK_BYTES", budget)
+        seen = []
+        monkeypatch.setattr(torch.Tensor, "topk", lambda t, *a, _f=torch.Tensor.topk, **kw:
+                            seen.append(len(t)) or _f(t, *a, **kw))
+        top, idx = transfer._nearest(fte, ftr, 5)
+        monkeypatch.undo()
+        assert len(seen) == blocks and sum(seen) == 37
+        assert torch.equal(idx, whole.indices) and torch.allclose(top, whole.values)
+    # small scale's largest k-NN (Tiny ImageNet's 160 main classes: 8,000 test x 80,000
+    # training images) stays one block, computed whole as before blocks existed
+    assert transfer.SIMILARITY_BLOCK_BYTES >= 4 * 8_000 * 80_000
