@@ -90,9 +90,10 @@ SIMILARITY_BLOCK_BYTES = 4 * 2**30
 
 def _nearest(fte: torch.Tensor, ftr: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The k largest similarities of each row of `fte` to the rows of `ftr`, and their indices
-    (Tensor.topk of fte @ ftr.T), block by block of SIMILARITY_BLOCK_BYTES."""
+    (Tensor.topk of fte @ ftr.T), block by block of SIMILARITY_BLOCK_BYTES. An empty `fte` gives
+    one empty block, so empty results, as the whole matrix's topk does."""
     rows = max(1, SIMILARITY_BLOCK_BYTES // (4 * max(1, len(ftr))))
-    parts = [(fte[i:i + rows] @ ftr.T).topk(k, dim=1) for i in range(0, len(fte), rows)]
+    parts = [(fte[i:i + rows] @ ftr.T).topk(k, dim=1) for i in range(0, len(fte) or 1, rows)]
     return torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts])
 
 

@@ -88,6 +88,8 @@ def test_knn_similarities_formed_in_blocks_give_the_whole_matrix_s_neighbours(mo
         monkeypatch.undo()
         assert len(seen) == blocks and sum(seen) == 37
         assert torch.equal(idx, whole.indices) and torch.allclose(top, whole.values)
+    top, idx = transfer._nearest(fte[:0], ftr, 5)  # an empty test set: empty, as topk whole
+    assert top.shape == idx.shape == (0, 5)
     # small scale's largest k-NN (Tiny ImageNet's 160 main classes: 8,000 test x 80,000
     # training images) stays one block, computed whole as before blocks existed
     assert transfer.SIMILARITY_BLOCK_BYTES >= 4 * 8_000 * 80_000
