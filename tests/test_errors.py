@@ -258,3 +258,32 @@ def test_the_plugin_checks_every_setting_once(options, env, needle, monkeypatch)
     monkeypatch.delenv("ITL_DETECTION", raising=False)
     assert pytest_plugin.settings(None, None) == ("smoke", "on")
     assert pytest_plugin.settings("small", "off") == ("small", "off")
+
+
+def test_a_refused_report_at_session_end_is_one_line_and_a_failed_session(monkeypatch):
+    """report.render can refuse (records exported under another ITL_DETECTION, a full disk);
+    at the end of an experiment session that is one line and a failed exit status, not a pytest
+    INTERNALERROR with a traceback."""
+    from types import SimpleNamespace
+
+    from itl import pytest_plugin, report
+    why = ("reports/small/runs/settings.json says the run records were exported with "
+           "ITL_DETECTION=on, ...: set ITL_DETECTION=on (nothing written)")
+
+    def refuse(*a, **kw):
+        raise ValueError(why)
+
+    monkeypatch.setattr(report, "render", refuse)
+    monkeypatch.setattr(pytest_plugin, "_SECTIONS_RUN", {"section4"})
+    config = SimpleNamespace(getoption=lambda name: "smoke", _itl_start=0.0)
+    session = SimpleNamespace(config=config, exitstatus=pytest.ExitCode.OK)
+    pytest_plugin.pytest_sessionfinish(session, pytest.ExitCode.OK)
+    assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+    lines = []
+    reporter = SimpleNamespace(write_line=lambda line, **kw: lines.append(line))
+    pytest_plugin.pytest_terminal_summary(reporter, session.exitstatus, config)
+    assert lines == [f"itl: error: reports/smoke not written: {why}"]
+    # a session that already failed keeps its own status
+    session.exitstatus = pytest.ExitCode.INTERRUPTED
+    pytest_plugin.pytest_sessionfinish(session, pytest.ExitCode.INTERRUPTED)
+    assert session.exitstatus == pytest.ExitCode.INTERRUPTED
