@@ -49,8 +49,8 @@ import torchvision
 from tabulate import tabulate
 from torchvision import transforms
 
-from itl import (batches, data, datasets, detection, devices, metrics, models, paths, pipeline,
-                 runs, scales, subsets, train, transfer)
+from itl import (batches, data, datasets, detection, devices, errors, metrics, models, paths,
+                 pipeline, runs, scales, subsets, train, transfer)
 from itl.datasets import imagenet1k, shards
 from itl.datasets.entry import TOP1
 
@@ -612,7 +612,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from itl.cli import EXPECTED, _message
     ap = parser()
     a = ap.parse_args(argv)
     scale = scales.get(a.scale)
@@ -622,8 +621,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{', '.join(SOURCE_SHAPES)}, or leave it out")
     try:
         return _main(a, scale)
-    except EXPECTED as e:
-        print(f"itl: error: {_message(e)}", file=sys.stderr)
+    except errors.EXPECTED as e:
+        print(f"itl: error: {errors.one_line(e)}", file=sys.stderr)
         return 2
 
 

@@ -26,8 +26,8 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from itl import (claims, data, datasets, labels, paths, pipeline, report, runs, scales,
-                 subsets, wordnet)
+from itl import (claims, data, datasets, errors, labels, paths, pipeline, report, runs,
+                 scales, subsets, wordnet)
 from itl.datasets import status
 from itl.datasets.entry import DETECTION, PREPARED
 from itl.datasets.voc import read_voc
@@ -372,22 +372,6 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-EXPECTED = (data.DataError, subsets.SubsetError, paths.StoreError, runs.RunError, ValueError,
-            KeyError, OSError)
-
-
-def _message(e: BaseException) -> str:
-    """One line: what went wrong, naming the thing, and the fix."""
-    if isinstance(e, KeyError) and e.args:
-        msg = str(e.args[0])
-    elif isinstance(e, OSError) and e.strerror:  # from the OS, not from itl: name the file
-        msg = f"cannot use {e.filename or 'a file'}: {e.strerror}" + (
-            f" -> {e.filename2}" if e.filename2 else "")
-    else:
-        msg = str(e)
-    return " ".join(line.strip() for line in msg.splitlines() if line.strip())
-
-
 def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     try:
@@ -396,11 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         rc = a.fn(a)
         sys.stdout.flush()  # here, not at exit: a reader that left is a BrokenPipeError below
         return rc
-    except EXPECTED as e:
+    except errors.EXPECTED as e:
         if isinstance(e, BrokenPipeError):  # `itl labels ... | head`: the reader left
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
-        print(f"itl: error: {_message(e)}", file=sys.stderr)
+        print(f"itl: error: {errors.one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("itl: interrupted", file=sys.stderr)

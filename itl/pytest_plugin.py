@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from itl import claims, cli, data, datasets, devices, paths, report, scales, subsets
+from itl import claims, data, datasets, devices, errors, paths, report, scales, subsets
 from itl.datasets.entry import DETECTION, GENERATED, PLANNED, PREPARED, prepare_command
 
 # what a scale whose data is absent, or a claim that has no conditions at a scale, raises
@@ -185,11 +185,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # xdist workers leave reporting to the controller
     scale = scales.get(config.getoption("scale"))
     # every section (none stale), and the run records beside them: a run on another machine
-    # (other numerics) rewrites both, so reports/<scale>/ always re-derives from its runs/
+    # (other numerics) rewrites both, so reports/<scale>/ always re-derives from its runs/;
+    # refused, nothing is written: one line and a failed session, as the CLI says it
     try:
         sections = report.render(scale, time.time() - config._itl_start, records=True)
-    except cli.EXPECTED as e:  # refused, nothing written: one line and a failed session, as the CLI
-        config._itl_report_error = f"reports/{scale.name} not written: {cli._message(e)}"
+    except errors.EXPECTED as e:
+        config._itl_report_error = f"reports/{scale.name} not written: {errors.one_line(e)}"
         session.exitstatus = max(int(exitstatus), int(pytest.ExitCode.TESTS_FAILED))
         return
     config._itl_report = [s for s in sections if s["claim"].id in _SECTIONS_RUN]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from itl import claims, labels, paths, pipeline, report, runs, scales, train, wordnet
+from itl import claims, errors, labels, paths, pipeline, report, runs, scales, train, wordnet
 
 OUT = Path("dvc")
 
@@ -90,7 +90,7 @@ def render(scale: scales.Scale) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from itl import cli  # its one-line errors for what a user got wrong
+    from itl import cli  # its parser: a usage error is one line
     ap = cli._Parser(prog="python -m itl.stages")
     ap.add_argument("stage", choices=["labels", "manifests", "pretrain", "transfer", "report"])
     ap.add_argument("--claim", choices=list(claims.CLAIMS))
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
                 transfer(scale, claim, OUT / scale.name / "transfer" / f"{claim.id}.json")
         else:
             render(scale)
-    except cli.EXPECTED as e:
-        print(f"itl: error: {cli._message(e)} (params.yaml, stage {a.stage})", file=sys.stderr)
+    except errors.EXPECTED as e:
+        print(f"itl: error: {errors.one_line(e)} (params.yaml, stage {a.stage})", file=sys.stderr)
         return 2
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from itl import cli, paths, scales
+from itl import cli, errors, paths, scales
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,9 +160,9 @@ def test_a_readme_that_is_missing_or_a_folder_is_named(capsys, tmp_path):
 
 
 def test_an_os_error_is_named_by_its_file():
-    assert cli._message(IsADirectoryError(21, "Is a directory", "/x/y")) == \
+    assert errors.one_line(IsADirectoryError(21, "Is a directory", "/x/y")) == \
         "cannot use /x/y: Is a directory"
-    assert cli._message(KeyError("n123 is not a WordNet 3.0 noun synset")) == \
+    assert errors.one_line(KeyError("n123 is not a WordNet 3.0 noun synset")) == \
         "n123 is not a WordNet 3.0 noun synset"  # no quotes around a KeyError's message
 
 

@@ -71,6 +71,27 @@ def test_a_permuted_smoke_cache_is_refused_and_one_without_its_sum_generated_aga
     assert torch.equal(data.load("smoke-target", "train").y, clean.y)
 
 
+def test_data_status_re_checks_the_generated_smoke_caches(tmp_path, monkeypatch):
+    """`itl data status` checks a generated cache as reading does: a changed one is named."""
+    from itl import datasets
+    from itl.datasets import entry, status
+    monkeypatch.setenv("ITL_DATA", str(tmp_path))
+    target = datasets.get("smoke-target")
+    st = status.status(target)
+    assert st.state == entry.GENERATED_ON_USE and st.detail.endswith(
+        "(0 of 2 splits generated and verified)"), st
+    data.load("smoke-target", "train")
+    assert status.status(target).detail.endswith("(1 of 2 splits generated and verified)")
+    cache = next((tmp_path / "smoke").glob("smoke-target-*-train.pt"))
+    edited = cache.with_name("edited")  # one byte changed, saved as an editor saves
+    blob = cache.read_bytes()
+    edited.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    edited.replace(cache)
+    st = status.status(target)
+    assert st.state == entry.FAILING and f"generated data cache {cache} changed since it was " \
+        "generated" in st.detail and "delete it and" in st.detail, st
+
+
 def test_unknown_and_unprepared_data_are_named():
     with pytest.raises(data.DataError, match="unknown data set 'nope'"):
         data.load("nope", "train")
