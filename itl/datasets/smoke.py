@@ -42,25 +42,30 @@ class GeneratedSet(Dataset):
         return paths.data_dir() / "smoke" / f"{spec.name}-{spec_hash(asdict(spec))}-{split}.pt"
 
     @staticmethod
-    def _changed(cache: Path) -> str | None:
+    def _sums(cache: Path) -> Path:
+        """The file beside a cache holding the sha256 its generation wrote."""
+        return cache.with_name(cache.name + ".sha256")
+
+    def _changed(self, cache: Path) -> str | None:
         """Why a generated cache may not be read (its sha256 is not the one its generation
         recorded beside it), or None."""
-        sums = cache.with_name(cache.name + ".sha256")
-        if content.sha256_of(cache) == sums.read_text().strip():
+        if content.sha256_of(cache) == self._sums(cache).read_text().strip():
             return None
         return (f"generated data cache {cache} changed since it was generated (its sha256 is "
-                f"not the one {sums.name} records): delete it and {sums.name} to generate it "
-                "again")
+                f"not the one {self._sums(cache).name} records): {self._fix(cache)}")
+
+    def _fix(self, cache: Path) -> str:
+        return f"delete it and {self._sums(cache).name} to generate it again"
 
     def load(self, split: str, size: int | None = None) -> ImageSet:
         self._check_size(size)
         spec = self.spec
         cache = self._cache(split)
-        sums = cache.with_name(cache.name + ".sha256")
+        sums = self._sums(cache)
         if cache.exists() and sums.exists():
             if problem := self._changed(cache):
                 raise DataError(problem)
-            return read_cache(cache, f"delete it and {sums.name} to generate it again")
+            return read_cache(cache, self._fix(cache))
         x, y = smoke.generate(spec, split, wordnet.load(), labels.imagenet1k_wnids())
         paths.ensure_writable(cache.parent)
         paths.atomic_torch_save(cache, {"x": x, "y": y, "classes": list(spec.classes)})
@@ -78,7 +83,7 @@ class GeneratedSet(Dataset):
         """Generated on first use; the caches generated so far are re-checked as reading checks
         them (a changed one is a failing verification, named)."""
         made = [c for c in map(self._cache, self.splits)
-                if c.exists() and c.with_name(c.name + ".sha256").exists()]
+                if c.exists() and self._sums(c).exists()]
         for cache in made:
             if problem := self._changed(cache):
                 return Status(FAILING, problem)
