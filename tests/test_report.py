@@ -52,8 +52,9 @@ def test_summary_shows_what_ran_with_its_timings_and_exports_no_checkpoints(tmp_
     assert "top-1 after full-data pre-training: 40.5 ± 0.7% over 2 seeds" in text
     rows = [[c.strip() for c in line.split("|")[1:-1]] for line in text.splitlines()
             if line.startswith("| pre-training") or line.startswith("| transfer")]
-    assert rows == [["pre-training", "cpu (x, 1 threads)", "2", "110.0 ± 14.1", "120"],
-                    ["transfer: knn", "cpu (x, 1 threads)", "1", "3.0", "3"]]
+    assert rows == [["pre-training", "cpu (x, 1 threads)", "2", "110.0 ± 14.1", "120", "220"],
+                    ["transfer: knn", "cpu (x, 1 threads)", "1", "3.0", "3", "3"]]
+    assert "All 3 runs: 223 s (0.1 h) between them" in text
     assert "H100" not in text
     assert "Verdicts under each protocol" not in text  # smoke has no earlier protocol
     forest_rows = (tmp_path / "reports" / "smoke" / "forest.csv").read_text().splitlines()
