@@ -210,7 +210,7 @@ def _plot(s: dict, fig: dict, path: Path) -> None:
         ax.axhline(statistics.fmean(m[key] for m in rnd.values()), ls="--", color="grey",
                    label=f"{key}, random init")
     ax.set_xscale("log")
-    # upright labels of levels as close as 125, 147 and 160 overlap on a log axis
+    # turned on end: labels of levels as close as 125, 147 and 160 overlap on a log axis
     ax.set_xticks(sorted(set(xs)), [str(x) for x in sorted(set(xs))], rotation=90, fontsize=8)
     ax.minorticks_off()
     ax.set_xlabel(fig["xlabel"])
