@@ -437,19 +437,18 @@ def _store_and_committed(scale: scales.Scale) -> list[tuple[str, dict, dict]]:
 
 def _timings(records: list[tuple[str, dict, dict]]) -> str:
     """Seconds per run, by kind of run and the device that ran it (from each run's metrics),
-    and their sum: what the runs cost on one core each, whatever ran beside them."""
+    and the sum of all: what the runs cost between them, each on the device it names."""
     groups: dict[tuple[str, str], list[float]] = {}
     for kind, cfg, m in records:
         what = "pre-training" if kind == "pretrain" else f"transfer: {cfg['method']}"
         groups.setdefault((what, m.get("device", "unknown")), []).append(m.get("seconds", 0.0))
     rows = [[what, dev, len(sec), claims.mean_std(sec), f"{max(sec):.0f}", f"{sum(sec):.0f}"]
             for (what, dev), sec in sorted(groups.items())]
-    total = sum(sum(sec) for sec in groups.values())
+    every = [s for sec in groups.values() for s in sec]
     return (tabulate(rows, ["run", "device", "runs", "seconds (mean ± std)", "max", "total"],
                      tablefmt="github")
-            + f"\n\nAll {sum(len(sec) for sec in groups.values())} runs: {total:.0f} s "
-            f"({total / 3600:.1f} h) between them, as each recorded its own; runs side by "
-            "side overlap in wall time.")
+            + f"\n\nAll {len(every)} runs: {sum(every):.0f} s ({sum(every) / 3600:.1f} h) "
+            "between them, as each recorded its own; runs side by side overlap in wall time.")
 
 
 def _source_top1(sections: list[dict]) -> str:

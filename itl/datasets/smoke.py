@@ -49,10 +49,11 @@ class GeneratedSet(Dataset):
     def _changed(self, cache: Path) -> str | None:
         """Why a generated cache may not be read (its sha256 is not the one its generation
         recorded beside it), or None."""
-        if content.sha256_of(cache) == self._sums(cache).read_text().strip():
+        sums = self._sums(cache)
+        if content.sha256_of(cache) == sums.read_text().strip():
             return None
         return (f"generated data cache {cache} changed since it was generated (its sha256 is "
-                f"not the one {self._sums(cache).name} records): {self._fix(cache)}")
+                f"not the one {sums.name} records): {self._fix(cache)}")
 
     def _fix(self, cache: Path) -> str:
         return f"delete it and {self._sums(cache).name} to generate it again"
